@@ -1,0 +1,78 @@
+"""The dataset registry `DATASETS`, `load` (registered names or user paths) and `list_datasets`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import builtin
+from ._core import Dataset, DatasetInfo
+from .user import load_npz, load_png_folder, resolve_path
+
+DEFAULT_DATASET = "digits"
+
+
+def _idx_availability(name: str):
+    return lambda data_dir: builtin.idx_available(name, data_dir)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("digits", "sklearn 8x8 handwritten digits (1500 train / 297 test, 17 grey levels); "
+                    "the default, always available.", "image", builtin.load_digits),
+        DatasetInfo("fashion_mnist", "Fashion-MNIST 28x28 clothing images (60000 / 10000, 256 grey levels).",
+                    "image", builtin.load_fashion_mnist, _idx_availability("fashion_mnist")),
+        DatasetInfo("mnist", "MNIST 28x28 handwritten digits (60000 / 10000, 256 grey levels).",
+                    "image", builtin.load_mnist, _idx_availability("mnist")),
+        DatasetInfo("two_moons", "2-D toy points: two interleaving half circles (5000 / 1000).",
+                    "points", builtin.load_two_moons),
+        DatasetInfo("rings", "2-D toy points: two concentric rings (5000 / 1000).", "points", builtin.load_rings),
+        DatasetInfo("pinwheel", "2-D toy points: five-armed pinwheel, Johnson et al. 2016 (5000 / 1000).",
+                    "points", builtin.load_pinwheel),
+        DatasetInfo("linear_gaussian", "10-D points from a known linear-Gaussian model with a 2-D latent "
+                    "(5000 / 1000); the true W, b, sigma are in Dataset.truth.", "points",
+                    builtin.load_linear_gaussian),
+    )
+}
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def looks_like_path(name: str | os.PathLike) -> bool:
+    """True if `name` ends with .npz or is an existing directory."""
+    text = os.fspath(name)
+    return text.lower().endswith(".npz") or Path(text).expanduser().is_dir()
+
+
+def load_user_data(path: str | os.PathLike) -> Dataset:
+    """A folder is read as PNG images, anything else as a .npz file."""
+    resolved = resolve_path(path)
+    return load_png_folder(resolved) if resolved.is_dir() else load_npz(resolved)
+
+
+def load(name: str | os.PathLike, *, data_dir: str | None = None, seed: int = 0) -> Dataset:
+    """Load a registered data set by name, or user data from a .npz file or PNG folder path.
+
+    `data_dir` is searched first for (Fashion-)MNIST IDX files; `seed` drives the synthetic
+    point sets. Missing (Fashion-)MNIST files raise `DatasetNotFoundError` (a FileNotFoundError).
+    """
+    if isinstance(name, str) and _normalize(name) in DATASETS:
+        return DATASETS[_normalize(name)].loader(data_dir, seed)
+    if looks_like_path(name):
+        return load_user_data(name)
+    raise ValueError(
+        f"Unknown dataset {os.fspath(name)!r}; registered names are {', '.join(DATASETS)}. "
+        "A path to a .npz file or to a folder of PNG images is also accepted."
+    )
+
+
+def list_datasets(data_dir: str | None = None) -> list[dict]:
+    """One dict per registered data set: name, description, kind, available (offline, right now)."""
+    return [
+        {"name": info.name, "description": info.description, "kind": info.kind,
+         "available": bool(info.available(data_dir))}
+        for info in DATASETS.values()
+    ]

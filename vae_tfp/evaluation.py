@@ -1,0 +1,269 @@
+"""Evaluation: how good is the model as a density p(x)?
+
+    importance sampling   log p(x) ~= logmeanexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)],  z_k ~ q(z|x)
+    linear-Gaussian       x = W z + b + sigma eps, z ~ N(0, I)  =>  p(x) = N(b, W^T W + diag(sigma^2))  exactly,
+                          p(z|x) = N(M^-1 W Psi^-1 (x - b), M^-1),  M = I + W Psi^-1 W^T,  Psi = diag(sigma^2)
+    quadrature (L <= 2)   log p(x) ~= logsumexp_g [log p(x|z_g) + log p(z_g)] + log(cell area) on a grid over z;
+                          p(z_g|x) = p(x|z_g) p(z_g) / p(x) is the true posterior on that grid
+    active units          A_u = Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2015)
+
+W is [latent, D] here (x = z W + b for row vectors), the layout of the linear decoder's Dense kernel.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vae_tfp._tf import tf, tfd
+from vae_tfp.objectives import factorized_kl, log_importance_weights, log_mean_exp
+
+MAX_POINTS = 2**15  # samples x images per compiled chunk: bounds memory to ~MAX_POINTS x D floats
+
+
+# --- importance sampling --------------------------------------------------------------------------------------
+def _compiled_log_weights(model):
+    """A tf.function log w [k, batch] kept on the model, so repeated evaluations do not retrace."""
+    fn = getattr(model, "_eval_log_weights", None)
+    if fn is None:
+        fn = tf.function(lambda x, k: log_importance_weights(model, x, k), reduce_retracing=True)
+        model._eval_log_weights = fn
+    return fn
+
+
+def log_weights(model, x, k: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """All k log importance weights for each image: [k, batch] (numpy), computed in bounded-memory chunks."""
+    x = np.asarray(x, np.float32)
+    model.likelihood_head.check_support(x)
+    fn = _compiled_log_weights(model)
+    per_images = max(1, max_points // k)
+    k_chunk = min(k, max_points)
+    out = np.empty((k, len(x)), np.float32)
+    for i in range(0, len(x), per_images):
+        xb = tf.constant(x[i:i + per_images])
+        for j in range(0, k, k_chunk):
+            kk = min(k_chunk, k - j)
+            out[j:j + kk, i:i + per_images] = fn(xb, kk).numpy()
+    return out
+
+
+def log_px_importance(model, x, k: int = 1000, max_points: int = MAX_POINTS, batch: int | None = None) -> np.ndarray:
+    """Importance-sampled log p(x) with k samples from q(z|x) -> [n] (nats).
+
+    Memory stays bounded: images are taken `batch` at a time (default: as many as fit `max_points` samples x images)
+    and the k samples in chunks, combined by a running logsumexp (float64), so 10 000 images x k = 5000 need only
+    the chunk's memory.
+    """
+    if int(k) < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    x = np.asarray(x, np.float32)
+    model.likelihood_head.check_support(x)
+    fn = _compiled_log_weights(model)
+    k_chunk = min(int(k), max_points)
+    batch = batch or max(1, max_points // k_chunk)
+    result = np.empty(len(x))
+    for i in range(0, len(x), batch):
+        xb = tf.constant(x[i:i + batch])
+        running = np.full(len(xb), -np.inf)
+        for j in range(0, k, k_chunk):
+            lw = fn(xb, min(k_chunk, k - j)).numpy().astype(np.float64)  # [kk, b]
+            running = np.logaddexp(running, _logsumexp(lw, axis=0))
+        result[i:i + batch] = running - math.log(k)
+    return result
+
+
+def _logsumexp(a, axis):
+    m = np.max(a, axis=axis)
+    return m + np.log(np.sum(np.exp(a - np.expand_dims(m, axis)), axis=axis))
+
+
+def iwae_curve(log_w: np.ndarray, ks) -> np.ndarray:
+    """IWAE_k for each k in `ks` from one set of K log weights [K, batch]: the mean of the bound over the
+    floor(K/k) disjoint groups of k samples (k = 1 is the ELBO estimate, k = K the importance-sampled log p(x)).
+    Returns [len(ks), batch]."""
+    log_w = np.asarray(log_w, np.float64)
+    total = log_w.shape[0]
+    rows = []
+    for k in ks:
+        if not 1 <= k <= total:
+            raise ValueError(f"k={k} must lie in [1, {total}] (the number of log weights given)")
+        groups = total // k
+        g = log_w[: groups * k].reshape(groups, k, -1)
+        rows.append(np.mean(_logsumexp(g, axis=1) - math.log(k), axis=0))
+    return np.stack(rows)
+
+
+# --- the linear-Gaussian model: exact p(x) and p(z|x) ---------------------------------------------------------
+@dataclass
+class LinearGaussian:
+    """x = z W + b + sigma eps, z ~ N(0, I_L): W [L, D], b [D], sigma [D] (float64 numpy)."""
+
+    W: np.ndarray
+    b: np.ndarray
+    sigma: np.ndarray
+
+    def marginal(self) -> tfd.Distribution:
+        """p(x) = N(b, W^T W + diag(sigma^2)), event [D]."""
+        cov = self.W.T @ self.W + np.diag(self.sigma**2)
+        return tfd.MultivariateNormalTriL(loc=self.b, scale_tril=np.linalg.cholesky(cov))
+
+    def log_px(self, x) -> np.ndarray:
+        """Exact log p(x) -> [batch], x [batch, D]."""
+        return self.marginal().log_prob(np.asarray(x, np.float64).reshape(len(x), -1)).numpy()
+
+    def posterior(self, x) -> tfd.Distribution:
+        """Exact p(z|x) = N(M^-1 W Psi^-1 (x - b), M^-1), M = I + W Psi^-1 W^T; batch [batch], event [L]."""
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        w_scaled = self.W / self.sigma**2  # W Psi^-1, [L, D]
+        precision = np.eye(self.W.shape[0]) + w_scaled @ self.W.T  # M, [L, L]
+        cov = np.linalg.inv(precision)
+        mean = (x - self.b) @ w_scaled.T @ cov  # [batch, L]  (M symmetric)
+        return tfd.MultivariateNormalTriL(loc=mean, scale_tril=np.linalg.cholesky(cov))
+
+
+def is_linear_gaussian(model) -> bool:
+    """True when log p(x) is exact: linear decoder, gaussian likelihood, standard-normal prior."""
+    return (model.network == "linear" and model.likelihood_name == "gaussian"
+            and type(model.prior).__name__ == "StandardNormal")
+
+
+def linear_gaussian(model) -> LinearGaussian:
+    """The model's decoder as W, b, sigma; ValueError if the model is not linear-Gaussian."""
+    if not is_linear_gaussian(model):
+        raise ValueError(
+            "exact log p(x) needs a linear-Gaussian model: network='linear', likelihood='gaussian', "
+            f"prior='standard_normal'; this model has network={model.network!r}, "
+            f"likelihood={model.likelihood_name!r}, prior={type(model.prior).__name__}"
+        )
+    dense = [layer for layer in model.decoder.layers if hasattr(layer, "kernel")]
+    kernel, bias = (v.numpy().astype(np.float64) for v in (dense[0].kernel, dense[0].bias))
+    dim = kernel.shape[1]
+    sigma = np.broadcast_to(model.likelihood_head.sigma().numpy().astype(np.float64).reshape(-1), (dim,)).copy()
+    return LinearGaussian(W=kernel, b=bias, sigma=sigma)
+
+
+def exact_log_px(model, x) -> np.ndarray:
+    """Exact log p(x) of a linear-Gaussian model -> [batch]."""
+    return linear_gaussian(model).log_px(x)
+
+
+def exact_posterior(model, x) -> tfd.Distribution:
+    """Exact p(z|x) of a linear-Gaussian model."""
+    return linear_gaussian(model).posterior(x)
+
+
+# --- quadrature over a 1-D or 2-D latent ----------------------------------------------------------------------
+@dataclass
+class GridPosterior:
+    """The true posterior of one image on a grid: axes[i] [G], log_post [G] or [G, G] (normalised log density)."""
+
+    axes: list
+    log_joint: np.ndarray  # log p(x|z_g) + log p(z_g)
+    log_px: float  # log of the grid sum, times the cell area
+
+    @property
+    def log_post(self) -> np.ndarray:
+        return self.log_joint - self.log_px
+
+
+def _grid(center, half, size):
+    axes = [np.linspace(c - h, c + h, size) for c, h in zip(center, half)]
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # [G, (G,) L]
+    return axes, mesh
+
+
+def _log_joint_on(model, x1, mesh) -> np.ndarray:
+    z = tf.constant(mesh.reshape(-1, mesh.shape[-1]), tf.float32)  # [P, L]
+    out = []
+    for i in range(0, len(z), 4096):
+        zc = z[i:i + 4096]
+        out.append((model.decode(zc).log_prob(x1) + model.prior_distribution().log_prob(zc)).numpy())
+    return np.concatenate(out).astype(np.float64).reshape(mesh.shape[:-1])
+
+
+def posterior_grid(model, x1, size: int | None = None, refine: int = 4) -> GridPosterior:
+    """True posterior p(z|x) and log p(x) for ONE image x1 [*event] on a grid over a latent of dimension <= 2.
+
+    Starts on a grid covering the prior (+-6 prior standard deviations around its mean), then narrows the grid to
+    +-7 posterior standard deviations around the posterior mean while that gives a finer grid, so sharp posteriors
+    are resolved.
+    """
+    latent = model.latent_dim
+    if latent > 2:
+        raise ValueError(f"quadrature needs latent_dim <= 2, this model has {latent}")
+    size = size or (801 if latent == 1 else 121)
+    x1 = np.asarray(x1, np.float32)[None]
+    model.likelihood_head.check_support(x1)
+    prior = model.prior_distribution()
+    samples = prior.sample(4000, seed=0).numpy()
+    center, half = samples.mean(0), 6.0 * samples.std(0) + 1e-3
+    for _ in range(refine + 1):
+        axes, mesh = _grid(center, half, size)
+        log_joint = _log_joint_on(model, x1, mesh)  # [G] or [G, G]
+        cell = np.prod([a[1] - a[0] for a in axes])
+        log_px = float(_logsumexp(log_joint.reshape(-1), axis=0) + math.log(cell))
+        post = np.exp(log_joint - log_px) * cell  # cell probabilities
+        mean = np.array([np.sum(post * mesh[..., i]) for i in range(latent)])
+        std = np.sqrt(np.maximum([np.sum(post * (mesh[..., i] - mean[i]) ** 2) for i in range(latent)], 0))
+        new_half = np.maximum(7.0 * std, 4.0 * np.array([a[1] - a[0] for a in axes]))
+        if np.all(new_half >= 0.7 * half):
+            break
+        center, half = mean, np.minimum(new_half, half)
+    return GridPosterior(axes=axes, log_joint=log_joint, log_px=log_px)
+
+
+def log_px_quadrature(model, x, size: int | None = None) -> np.ndarray:
+    """log p(x) by quadrature over z (latent_dim <= 2) -> [batch]."""
+    return np.array([posterior_grid(model, xi, size).log_px for xi in np.asarray(x, np.float32)])
+
+
+# --- latent usage -----------------------------------------------------------------------------------------------
+def active_units(model, x, threshold: float = 0.01):
+    """(number of active units, Cov_x(E_q[z_u]) per dimension [latent]); a unit is active above `threshold`."""
+    means = np.concatenate([model.encode(x[i:i + 1024]).mean().numpy() for i in range(0, len(x), 1024)])
+    variances = means.var(axis=0)
+    return int(np.sum(variances > threshold)), variances
+
+
+def kl_per_dimension(model, x, n_samples: int = 64) -> np.ndarray:
+    """Mean over x of KL(q(z_j|x) || p(z_j)) per latent dimension -> [latent].
+
+    Exact (and summing to the KL) when q and p are both diagonal Gaussians; otherwise the KL between the
+    one-dimensional marginals, by Monte Carlo, which then need not sum to the joint KL.
+    """
+    x = np.asarray(x, np.float32)
+    rows = []
+    prior = model.prior_distribution()
+    for i in range(0, len(x), 1024):
+        q = model.encode(x[i:i + 1024])
+        exact = factorized_kl(q, prior)
+        if exact is None:
+            exact = _marginal_kl_mc(q, prior, n_samples)
+        rows.append(exact.numpy())
+    return np.concatenate(rows).mean(axis=0)
+
+
+def _marginal_kl_mc(q, prior, n_samples):
+    q_marg = tfd.Normal(q.mean(), q.stddev())  # batch [batch, latent]
+    p_marg = _prior_marginals(prior)
+    z = q_marg.sample(n_samples, seed=0)  # [S, batch, latent]
+    return tf.reduce_mean(q_marg.log_prob(z) - p_marg.log_prob(z), axis=0)
+
+
+def _prior_marginals(prior):
+    """The prior's one-dimensional marginals, batch [latent]."""
+    if isinstance(prior, tfd.MixtureSameFamily):
+        comp = prior.components_distribution  # batch [K], event [latent]
+        loc = tf.transpose(comp.mean())  # [latent, K]
+        scale = tf.transpose(comp.stddev())
+        logits = prior.mixture_distribution.logits_parameter()  # [K]
+        mix = tfd.Categorical(logits=tf.broadcast_to(logits, tf.shape(loc)))
+        return tfd.MixtureSameFamily(mix, tfd.Normal(loc, scale))
+    return tfd.Normal(prior.mean(), prior.stddev())
+
+
+__all__ = [
+    "log_weights", "log_px_importance", "iwae_curve", "LinearGaussian", "linear_gaussian", "is_linear_gaussian",
+    "exact_log_px", "exact_posterior", "posterior_grid", "log_px_quadrature", "active_units", "kl_per_dimension",
+    "log_mean_exp",
+]

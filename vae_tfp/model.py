@@ -1,0 +1,122 @@
+"""The VAE: prior p(z) + encoder (-> q(z|x)) + decoder (-> p(x|z)).
+
+    q(z|x) = posterior family(encoder(x))         batch [batch],          event [latent]
+    z ~ q(z|x)                                    [samples, batch, latent]
+    p(x|z) = likelihood(decoder(z))               batch [samples, batch], event [*event_shape]
+
+Calling the model returns a `VAEOutput` that holds the distributions themselves, so callers take
+`.mean()`, `.sample()` and `.log_prob()` of each.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vae_tfp._tf import keras, tf, tfd
+from vae_tfp.likelihoods import LikelihoodHead
+from vae_tfp.networks import make_decoder, make_encoder
+from vae_tfp.posteriors import get_posterior
+from vae_tfp.priors import make_prior
+
+
+@dataclass
+class VAEOutput:
+    prior: tfd.Distribution  # p(z), event [latent]
+    posterior: tfd.Distribution  # q(z|x), batch [batch]
+    z: tf.Tensor  # [samples, batch, latent], drawn from q(z|x)
+    likelihood: tfd.Distribution  # p(x|z), batch [samples, batch]
+
+
+class VAE(keras.Model):
+    """A VAE whose parts are distributions. Build it with `build_vae(config, event_shape, levels)`."""
+
+    def __init__(
+        self,
+        event_shape,
+        *,
+        latent_dim: int,
+        likelihood: str,
+        levels: int | None = None,
+        prior: str = "standard_normal",
+        prior_components: int = 10,
+        posterior: str = "diagonal",
+        network: str = "mlp",
+        hidden=(256, 128),
+        sigma: float = 0.1,
+        sigma_mode: str = "fixed",
+        seed: int = 0,
+    ):
+        super().__init__(name="vae")
+        self.event_shape = tuple(int(d) for d in event_shape)
+        self.latent_dim = int(latent_dim)
+        self.network = network
+        self.likelihood_head = LikelihoodHead(likelihood, self.event_shape, levels=levels, sigma=sigma,
+                                              sigma_mode=sigma_mode)
+        self.prior = make_prior(prior, self.latent_dim, components=prior_components, seed=seed)
+        self.posterior_spec = get_posterior(posterior)
+        self.encoder = make_encoder(network, self.event_shape, self.posterior_spec.n_params(self.latent_dim), hidden)
+        self.decoder = make_decoder(network, self.latent_dim, self.event_shape, self.likelihood_head.params_per_dim,
+                                    tuple(reversed(tuple(hidden))))
+        self.built = True
+
+    # --- the three distributions -------------------------------------------------------------------------
+    def prior_distribution(self) -> tfd.Distribution:
+        """p(z), event [latent]."""
+        return self.prior.distribution()
+
+    def encode(self, x) -> tfd.Distribution:
+        """q(z|x) for x [batch, *event_shape]; batch shape [batch], event [latent]."""
+        x = self._check_shape(x)
+        return self.posterior_spec.build(self.encoder(x), self.latent_dim)
+
+    def decode(self, z) -> tfd.Distribution:
+        """p(x|z) for z [..., latent]; batch shape [...], event [*event_shape]."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        lead = tf.shape(z)[:-1]
+        flat = tf.reshape(z, [-1, self.latent_dim])  # the decoder sees one batch dim
+        params = self.decoder(flat)  # [n, *event, P]
+        params = tf.reshape(params, tf.concat([lead, tf.shape(params)[1:]], axis=0))
+        return self.likelihood_head.distribution(params)
+
+    def decoder_mean(self, z):
+        """E[x|z], what the decoder network says x should look like, [..., *event_shape]."""
+        return self.likelihood_head.mean(self.decode(z))
+
+    def call(self, x, n_samples: int = 1) -> VAEOutput:
+        if tf.executing_eagerly():
+            self.likelihood_head.check_support(np.asarray(x))
+        posterior = self.encode(x)
+        z = posterior.sample(n_samples)  # [samples, batch, latent]
+        return VAEOutput(self.prior_distribution(), posterior, z, self.decode(z))
+
+    # --- helpers -----------------------------------------------------------------------------------------
+    @property
+    def likelihood_name(self) -> str:
+        return self.likelihood_head.kind
+
+    def _check_shape(self, x):
+        x = tf.convert_to_tensor(x, tf.float32)
+        got = tuple(x.shape[1:])
+        if x.shape.rank != len(self.event_shape) + 1 or got != self.event_shape:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}, but this model takes [batch, {', '.join(map(str, self.event_shape))}]"
+            )
+        return x
+
+
+def build_vae(config, event_shape, levels: int | None = None) -> VAE:
+    """Build the VAE described by a `RunConfig` for data of `event_shape` (and `levels` grey levels)."""
+    return VAE(
+        event_shape,
+        latent_dim=config.latent_dim,
+        likelihood=config.likelihood,
+        levels=levels,
+        prior=config.prior,
+        prior_components=config.prior_components,
+        posterior=config.posterior,
+        network=config.network,
+        hidden=config.hidden,
+        sigma=config.sigma,
+        sigma_mode=config.sigma_mode,
+        seed=config.seed,
+    )

@@ -1,0 +1,120 @@
+"""Objectives, per example and batched.
+
+    ELBO(x)   = E_q[log p(x|z)] - KL(q(z|x) || p(z))                     <= log p(x)
+    distortion = -E_q[log p(x|z)]            rate = KL(q(z|x) || p(z))    (reported separately)
+    IWAE_k(x) = E[ log (1/k) sum_k p(x, z_k) / q(z_k|x) ],  z_k ~ q(z|x)  ELBO = IWAE_1 <= IWAE_k <= log p(x)
+
+Training minimises  mean_batch[distortion] + beta_t * rate', where beta_t rises linearly from 0 to beta over the
+warm-up steps and rate' applies free bits: sum_j max(lambda, mean_batch KL_j) when the KL splits over latent
+dimensions, else max(lambda * latent_dim, mean_batch KL).
+
+The KL is analytic where TFP has a closed form (Gaussian q against a Gaussian prior) and Monte Carlo otherwise
+(a mixture prior), or Monte Carlo on request: KL ~= mean_s [log q(z_s|x) - log p(z_s)], z_s ~ q(z|x).
+"""
+
+import math
+from dataclasses import dataclass
+
+from vae_tfp._tf import tf, tfd
+
+
+@dataclass
+class ELBOTerms:
+    elbo: tf.Tensor  # [batch]  E_q[log p(x|z)] - KL
+    distortion: tf.Tensor  # [batch]  -E_q[log p(x|z)]
+    rate: tf.Tensor  # [batch]  KL(q(z|x) || p(z))
+    loss: tf.Tensor  # []       what training minimises (beta, free bits applied)
+    kl_per_dim: tf.Tensor | None = None  # [batch, latent] when the KL splits over dimensions
+
+
+def kl_divergence(posterior, prior, method: str = "analytic", z=None) -> tf.Tensor:
+    """KL(q(z|x) || p(z)) -> [batch]. Monte Carlo uses z [samples, batch, latent] drawn from q."""
+    if method not in ("analytic", "mc"):
+        raise ValueError(f"unknown KL method {method!r}; allowed: analytic, mc")
+    if method == "analytic":
+        try:
+            return tfd.kl_divergence(posterior, prior)
+        except NotImplementedError:
+            pass
+    if z is None:
+        z = posterior.sample(1)
+    return tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), axis=0)
+
+
+def factorized_kl(posterior, prior):
+    """KL per latent dimension [batch, latent] when q and p are both diagonal Gaussians (then it sums to the KL);
+    None otherwise."""
+    if not (_is_diagonal_normal(posterior) and _is_diagonal_normal(prior)):
+        return None
+    q = tfd.Normal(posterior.mean(), posterior.stddev())
+    p = tfd.Normal(prior.mean(), prior.stddev())
+    return tfd.kl_divergence(q, p)
+
+
+def _is_diagonal_normal(d) -> bool:
+    return isinstance(d, tfd.MultivariateNormalDiag)
+
+
+def free_bits_rate(rate, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor:
+    """The rate term training sees: per-dimension KL floored at `free_bits` nats (averaged over the batch first)."""
+    if free_bits <= 0:
+        return tf.reduce_mean(rate)
+    if kl_per_dim is not None:
+        return tf.reduce_sum(tf.maximum(tf.reduce_mean(kl_per_dim, axis=0), free_bits))
+    return tf.maximum(tf.reduce_mean(rate), free_bits * latent_dim)
+
+
+def elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "analytic", free_bits: float = 0.0,
+               ) -> ELBOTerms:
+    """The ELBO of each example in x [batch, *event] with n_samples Monte-Carlo samples of z."""
+    out = model(x, n_samples=n_samples)
+    log_lik = out.likelihood.log_prob(x)  # [samples, batch]
+    distortion = -tf.reduce_mean(log_lik, axis=0)  # [batch]
+    rate = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
+    per_dim = factorized_kl(out.posterior, out.prior)
+    loss = tf.reduce_mean(distortion) + beta * free_bits_rate(rate, per_dim, free_bits, model.latent_dim)
+    return ELBOTerms(elbo=-distortion - rate, distortion=distortion, rate=rate, loss=loss, kl_per_dim=per_dim)
+
+
+def log_importance_weights(model, x, k: int, beta: float = 1.0) -> tf.Tensor:
+    """log w_k = log p(x|z_k) + beta (log p(z_k) - log q(z_k|x)), z_k ~ q(z|x) -> [k, batch]."""
+    out = model(x, n_samples=k)
+    return out.likelihood.log_prob(x) + beta * (out.prior.log_prob(out.z) - out.posterior.log_prob(out.z))
+
+
+def log_mean_exp(a, axis: int = 0):
+    """log (1/n) sum_i exp(a_i), stable."""
+    return tf.reduce_logsumexp(a, axis=axis) - math.log(a.shape[axis])
+
+
+def iwae_bound(model, x, k: int, beta: float = 1.0) -> tf.Tensor:
+    """IWAE_k(x) = log (1/k) sum_k w_k -> [batch]."""
+    return log_mean_exp(log_importance_weights(model, x, k, beta), axis=0)
+
+
+def warmup_beta(step, beta: float, warmup_steps: float):
+    """beta_t = beta * min(1, step / warmup_steps); no warm-up when warmup_steps <= 0."""
+    if warmup_steps <= 0:
+        return tf.constant(float(beta))
+    return float(beta) * tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
+
+
+def training_loss(model, x, *, beta=1.0, kl: str = "analytic", free_bits: float = 0.0, iwae_k: int = 1):
+    """(loss, metrics) for one batch: loss is what training minimises; metrics hold the batch means of the ELBO,
+    distortion and rate (and the IWAE bound when iwae_k > 1, which then is what training maximises)."""
+    if iwae_k <= 1:
+        terms = elbo_terms(model, x, beta=beta, kl=kl, free_bits=free_bits)
+        return terms.loss, _batch_means(terms.elbo, terms.distortion, terms.rate)
+    out = model(x, n_samples=iwae_k)  # one set of k samples serves the bound and the reported terms
+    log_lik = out.likelihood.log_prob(x)  # [k, batch]
+    log_ratio = out.prior.log_prob(out.z) - out.posterior.log_prob(out.z)  # log p(z) - log q(z|x), [k, batch]
+    bound = log_mean_exp(log_lik + beta * log_ratio, axis=0)  # [batch]
+    distortion = -tf.reduce_mean(log_lik, axis=0)
+    rate = kl_divergence(out.posterior, out.prior, kl, z=out.z)
+    metrics = _batch_means(-distortion - rate, distortion, rate)
+    metrics["iwae"] = tf.reduce_mean(bound)
+    return -metrics["iwae"], metrics
+
+
+def _batch_means(elbo, distortion, rate) -> dict:
+    return {"elbo": tf.reduce_mean(elbo), "distortion": tf.reduce_mean(distortion), "rate": tf.reduce_mean(rate)}
