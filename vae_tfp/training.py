@@ -1,0 +1,270 @@
+"""The trainer: model-agnostic. Nothing in this file knows which likelihood, prior or posterior it trains; it asks
+`vae_tfp.objectives.training_loss` for a loss and reports through callbacks.
+
+    trainer = Trainer(RunConfig(dataset="digits", likelihood="bernoulli", epochs=5), runs_root="runs")
+    trainer.callbacks.append(lambda event: print(event.kind, event.step, event.metrics.get("elbo")))
+    result = trainer.train()          # TrainResult(status="completed", ...), weights in result.run.path
+
+- one compiled (`tf.function`) step; `tf.data` input with per-epoch shuffling and, for binary data, dynamic
+  binarization; Adam with an optional cosine schedule; a seed that makes runs reproducible;
+- events (`TrainEvent`) on every step, epoch end and test evaluation: step, epoch, images/s, ETA, ELBO and its terms;
+- `stop()` is honoured within one step and keeps the model trained so far;
+- NaN/Inf guard: a step whose loss or gradients are not finite is not applied, training stops with
+  `TrainingDiverged` naming the step and likely causes, and the last good weights are what the run holds;
+- checkpoints every `checkpoint_every` steps and at the end; `Trainer.resume(run_dir)` continues the same run;
+- a `tf.distribute` strategy (e.g. MirroredStrategy) replicates the step.
+"""
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vae_tfp._tf import keras, tf
+from vae_tfp.config import RunConfig
+from vae_tfp.data import Dataset, load, prepare
+from vae_tfp.likelihoods import get_spec
+from vae_tfp.model import build_vae
+from vae_tfp.objectives import elbo_terms, training_loss, warmup_beta
+from vae_tfp.runs import Run, create_run, open_run
+
+EVAL_BATCH = 1000
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or its gradients became NaN/Inf; the message names the step and likely causes."""
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "start", "step", "epoch", "eval", "end"
+    step: int
+    epoch: int  # epochs completed
+    total_steps: int
+    images_per_second: float = 0.0
+    eta_seconds: float = float("nan")
+    metrics: dict = field(default_factory=dict)  # train: elbo, distortion, rate, beta (and iwae)
+    test_metrics: dict | None = None
+    status: str = "running"
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed", "stopped" or "diverged"
+    run: Run | None
+    steps: int
+    epochs: int
+    images_per_second: float
+    train_metrics: dict
+    test_metrics: dict
+    message: str = ""
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, *, dataset: Dataset | None = None, data_dir=None, run: Run | None = None,
+                 runs_root=None, run_name: str | None = None, save: bool = True, strategy=None, callbacks=(),
+                 history_every: int | None = None):
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self._stop = threading.Event()
+        keras.utils.set_random_seed(config.seed)
+
+        self.dataset = dataset if dataset is not None else load(config.dataset, data_dir=data_dir, seed=config.seed)
+        spec = get_spec(config.likelihood)
+        self.data = prepare(self.dataset, spec.representation, binarization=config.binarization, seed=config.seed)
+        self.event_shape = tuple(self.data.x_train.shape[1:])
+        self.levels = self.data.levels
+        n = len(self.data.x_train)
+        self.steps_per_epoch = math.ceil(n / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.history_every = history_every or max(1, self.steps_per_epoch // 10)
+
+        with self.strategy.scope():
+            self.model = build_vae(config, self.event_shape, self.levels)
+            self.optimizer = keras.optimizers.Adam(self._learning_rate())
+            self.optimizer.build(self.model.trainable_variables)
+        self.model.likelihood_head.check_support(self.data.x_test)
+        if not self.data.dynamic_binarization:
+            self.model.likelihood_head.check_support(self.data.x_train)
+
+        self.run = run if run is not None else (create_run(config, runs_root, run_name) if save else None)
+        if self.run is not None:
+            self.run.write_data_info(self.data_info())
+        self.step = 0
+        self.epoch = 0
+        self._train_step = self._compile_train_step()
+        self._eval_step = tf.function(self._eval_terms)
+
+    # --- construction helpers -------------------------------------------------------------------------------
+    @classmethod
+    def resume(cls, run_dir, **kwargs) -> "Trainer":
+        """Continue the run in `run_dir` from its last checkpoint (same config, same directory)."""
+        run = open_run(run_dir)
+        trainer = cls(run.config(), run=run, **kwargs)
+        state = run.restore_checkpoint(trainer.model, trainer.optimizer)
+        trainer.step, trainer.epoch = int(state["step"]), int(state["step"]) // trainer.steps_per_epoch
+        run.truncate_history(trainer.step)
+        return trainer
+
+    def data_info(self) -> dict:
+        return {"dataset": self.dataset.name, "kind": self.dataset.kind, "event_shape": list(self.event_shape),
+                "levels": self.levels, "representation": self.data.representation, "note": self.data.note,
+                "n_train": int(len(self.data.x_train)), "n_test": int(len(self.data.x_test)),
+                "label_names": list(self.dataset.label_names) if self.dataset.label_names else None}
+
+    def _learning_rate(self):
+        if self.config.lr_schedule == "cosine":
+            return keras.optimizers.schedules.CosineDecay(self.config.lr, decay_steps=max(1, self.total_steps))
+        return self.config.lr
+
+    def _compile_train_step(self):
+        c, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
+        replicas = strategy.num_replicas_in_sync
+
+        def replica_step(x, beta):
+            with tf.GradientTape() as tape:
+                loss, metrics = training_loss(model, x, beta=beta, kl=c.kl, free_bits=c.free_bits, iwae_k=c.iwae_k)
+                scaled = loss / replicas  # gradients are summed over replicas
+            variables = model.trainable_variables
+            grads = tape.gradient(scaled, variables)
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads] + [tf.math.is_finite(loss)])
+            bad = tf.distribute.get_replica_context().all_reduce("SUM", 1.0 - tf.cast(finite, tf.float32))
+            ok = tf.cast(bad == 0, tf.float32)  # 1 when every replica's step is finite
+            if replicas == 1:  # a non-finite step is not applied: the weights stay the last good ones
+                tf.cond(ok > 0, lambda: _apply(optimizer, grads, variables), lambda: tf.constant(False))
+            else:  # merge_call cannot run inside tf.cond: apply zero gradients instead (Adam's momentum only)
+                optimizer.apply_gradients(zip([tf.where(ok > 0, g, tf.zeros_like(g)) for g in grads], variables))
+            return dict(metrics, loss=loss, finite=ok)
+
+        def step(x, beta):
+            per_replica = strategy.run(replica_step, args=(x, beta))
+            return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+
+        return tf.function(step)
+
+    def _eval_terms(self, x):
+        terms = elbo_terms(self.model, x)
+        return {"elbo": tf.reduce_sum(terms.elbo), "distortion": tf.reduce_sum(terms.distortion),
+                "rate": tf.reduce_sum(terms.rate)}
+
+    # --- data --------------------------------------------------------------------------------------------------
+    def _epoch_dataset(self, epoch: int, skip: int = 0):
+        c = self.config
+        ds = tf.data.Dataset.from_tensor_slices(self.data.x_train)
+        ds = ds.shuffle(len(self.data.x_train), seed=c.seed * 100_003 + epoch).batch(c.batch_size)
+        if self.data.dynamic_binarization:  # x ~ Bernoulli(intensity), fresh every epoch
+            seed0 = c.seed * 7919 + epoch
+            ds = ds.enumerate().map(lambda i, x: tf.cast(
+                tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([tf.cast(seed0, tf.int64), i])) < x,
+                tf.float32))
+        ds = ds.skip(skip).prefetch(tf.data.AUTOTUNE)
+        return self.strategy.experimental_distribute_dataset(ds)
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask training to stop; honoured within one step, keeping the model trained so far."""
+        self._stop.set()
+
+    def _emit(self, event: TrainEvent) -> None:
+        for callback in self.callbacks:
+            callback(event)
+
+    def evaluate_test(self) -> dict:
+        """Test-set ELBO and its terms (means over the test images, one z sample each)."""
+        x = self.data.x_test
+        sums = {"elbo": 0.0, "distortion": 0.0, "rate": 0.0}
+        for i in range(0, len(x), EVAL_BATCH):
+            out = self._eval_step(tf.constant(x[i:i + EVAL_BATCH]))
+            for k in sums:
+                sums[k] += float(out[k])
+        return {k: v / len(x) for k, v in sums.items()}
+
+    def train(self) -> TrainResult:
+        c = self.config
+        warmup_steps = c.warmup_epochs * self.steps_per_epoch
+        status, message = "completed", ""
+        interval, interval_images, interval_time = [], 0, 0.0
+        ips, test_metrics, last_metrics = 0.0, {}, {}
+        self._emit(TrainEvent("start", self.step, self.epoch, self.total_steps))
+        start_epoch = self.epoch
+        try:
+            for epoch in range(start_epoch, c.epochs):
+                skip = self.step - epoch * self.steps_per_epoch
+                t0 = time.perf_counter()
+                for x in self._epoch_dataset(epoch, skip=skip):
+                    if self._stop.is_set():
+                        status = "stopped"
+                        break
+                    beta = warmup_beta(self.step, c.beta, warmup_steps)
+                    out = {k: float(v) for k, v in self._train_step(x, beta).items()}
+                    if out.pop("finite") < 1:
+                        raise TrainingDiverged(self._divergence_message(out))
+                    self.step += 1
+                    batch_images = c.batch_size if self.step % self.steps_per_epoch else \
+                        len(self.data.x_train) - (self.steps_per_epoch - 1) * c.batch_size
+                    now = time.perf_counter()
+                    interval_time += now - t0
+                    t0 = now
+                    interval_images += batch_images
+                    ips = interval_images / max(interval_time, 1e-9)
+                    last_metrics = dict(out, beta=float(beta))
+                    interval.append(last_metrics)
+                    eta = (self.total_steps - self.step) * interval_time / max(len(interval), 1)
+                    self._emit(TrainEvent("step", self.step, self.epoch, self.total_steps, ips, eta, last_metrics))
+                    if self.step % self.history_every == 0:
+                        self._record("train", _mean_dicts(interval), ips)
+                        interval, interval_images, interval_time = [], 0, 0.0
+                    if self.run is not None and self.step % c.checkpoint_every == 0:
+                        self.run.save_checkpoint(self.model, self.optimizer, self.step, self.epoch)
+                        t0 = time.perf_counter()
+                if status == "stopped":
+                    break
+                self.epoch = epoch + 1
+                self._emit(TrainEvent("epoch", self.step, self.epoch, self.total_steps, ips, metrics=last_metrics))
+                if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
+                    test_metrics = self.evaluate_test()
+                    self._record("test", test_metrics, ips)
+                    self._emit(TrainEvent("eval", self.step, self.epoch, self.total_steps, ips,
+                                          metrics=last_metrics, test_metrics=test_metrics))
+        except TrainingDiverged as err:
+            status, message = "diverged", str(err)
+        if interval:
+            self._record("train", _mean_dicts(interval), ips)
+        if not test_metrics and self.step > 0:
+            test_metrics = self.evaluate_test()
+            self._record("test", test_metrics, ips)
+        if self.run is not None:
+            self.run.save_checkpoint(self.model, self.optimizer, self.step, self.epoch)
+            self.run.update_metrics(status=status, steps=self.step, epochs=self.epoch, images_per_second=ips,
+                                    train=last_metrics, test=test_metrics, test_elbo=test_metrics.get("elbo"),
+                                    message=message)
+        self._emit(TrainEvent("end", self.step, self.epoch, self.total_steps, ips, 0.0, last_metrics, test_metrics,
+                              status=status))
+        result = TrainResult(status, self.run, self.step, self.epoch, ips, last_metrics, test_metrics, message)
+        if status == "diverged":
+            raise TrainingDiverged(message)
+        return result
+
+    def _record(self, kind: str, metrics: dict, ips: float) -> None:
+        if self.run is not None:
+            self.run.append_history({"kind": kind, "step": self.step, "epoch": self.epoch,
+                                     "images_per_second": ips, "time": time.time(), **metrics})
+
+    def _divergence_message(self, out: dict) -> str:
+        c = self.config
+        return (f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}): the loss or its gradients "
+                f"became NaN/Inf (loss={out.get('loss')}). The step was not applied; the model keeps the weights "
+                f"of step {self.step}. Likely causes: a learning rate too high (lr={c.lr}), a sigma too small for "
+                f"the gaussian likelihood (sigma={c.sigma}), or data with extreme values.")
+
+
+def _apply(optimizer, grads, variables):
+    optimizer.apply_gradients(zip(grads, variables))
+    return tf.constant(True)
+
+
+def _mean_dicts(rows: list[dict]) -> dict:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
