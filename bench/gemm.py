@@ -68,4 +68,5 @@ def numpy_gemm_gflops(n=4096, repeats=5, seed=0):
 if __name__ == "__main__":
     for fn in (gemm_gflops, numpy_gemm_gflops):
         r = fn()
-        print(f"{r['backend']:>10}: {r['gflops']:.1f} GFLOP/s (n={r['n']}, seconds={[round(s, 3) for s in r['seconds']]})")
+        secs = [round(s, 3) for s in r["seconds"]]
+        print(f"{r['backend']:>10}: {r['gflops']:.1f} GFLOP/s (n={r['n']}, seconds={secs})")

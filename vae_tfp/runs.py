@@ -249,3 +249,15 @@ def list_runs(root=None) -> list[dict]:
 def delete_run(name: str, root=None) -> None:
     run = get_run(name, root)
     shutil.rmtree(run.path)
+
+
+def load_model(run: Run):
+    """The run's VAE with its saved weights (built from config.json + data.json; nothing unpickled)."""
+    from vae_tfp.model import build_vae
+
+    if not run.has_weights():
+        raise ValueError(f"run {run.path} has no weights yet (weights.weights.h5 is missing)")
+    info = run.data_info()
+    model = build_vae(run.config(), tuple(info["event_shape"]), info.get("levels"))
+    model.load_weights(str(run.weights_path))
+    return model
