@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from vae_tfp import data
-from vae_tfp.datasets import builtin, user
 from vae_tfp.data import split_fixed
+from vae_tfp.datasets import builtin, user
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -3,13 +3,23 @@ and the ordering ELBO <= IWAE_k <= log p(x)."""
 
 import numpy as np
 import pytest
+from helpers import linear_gaussian_vae, random_linear_model
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from helpers import linear_gaussian_vae, random_linear_model
 from vae_tfp.evaluation import (
-    LinearGaussian, active_units, exact_log_px, exact_posterior, is_linear_gaussian, iwae_curve, kl_per_dimension,
-    linear_gaussian, log_px_importance, log_px_quadrature, log_weights, posterior_grid,
+    LinearGaussian,
+    active_units,
+    exact_log_px,
+    exact_posterior,
+    is_linear_gaussian,
+    iwae_curve,
+    kl_per_dimension,
+    linear_gaussian,
+    log_px_importance,
+    log_px_quadrature,
+    log_weights,
+    posterior_grid,
 )
 from vae_tfp.model import VAE
 from vae_tfp.objectives import elbo_terms

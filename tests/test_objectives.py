@@ -3,12 +3,18 @@
 import numpy as np
 import pytest
 import scipy.stats as st
-
 from helpers import linear_gaussian_vae, random_linear_model
+
 from vae_tfp._tf import tf, tfd
 from vae_tfp.model import VAE
 from vae_tfp.objectives import (
-    elbo_terms, factorized_kl, free_bits_rate, iwae_bound, kl_divergence, log_importance_weights, training_loss,
+    elbo_terms,
+    factorized_kl,
+    free_bits_rate,
+    iwae_bound,
+    kl_divergence,
+    log_importance_weights,
+    training_loss,
     warmup_beta,
 )
 

@@ -2,7 +2,8 @@
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ INFO/WARNING/ERROR logs (CUDA probing) off; set to 0 to see them
+# C++ INFO/WARNING/ERROR logs (CUDA probing on a CPU machine) off; set TF_CPP_MIN_LOG_LEVEL=0 to see them
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402

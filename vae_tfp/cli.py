@@ -136,7 +136,7 @@ def make_strategy(name: str):
 
 def cmd_train(a) -> dict:
     from vae_tfp.data import DatasetNotFoundError
-    from vae_tfp.runs import Run, create_run, runs_root
+    from vae_tfp.runs import create_run, runs_root
     from vae_tfp.training import Trainer
 
     if a.resume and not a.run_dir:
@@ -237,7 +237,8 @@ def cmd_bench(a) -> dict:
     try:
         from bench.run import run_benchmarks
     except ImportError as err:
-        raise UsageError(f"the benchmarks live in the repository's bench/ folder; run from the repo root ({err})")
+        raise UsageError(f"the benchmarks live in the repository's bench/ folder; run from the repo root ({err})") \
+            from None
     return run_benchmarks(quick=a.quick, print_table=not a.json)
 
 

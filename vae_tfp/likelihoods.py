@@ -13,8 +13,8 @@ distribution in `tfd.Independent` over the event dims, so `log_prob(x)` is [...]
                                               edge bins take the tails; F the logistic CDF
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -6,8 +6,8 @@
 Both have batch shape [batch] and event shape [latent_dim].
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from vae_tfp._tf import tf, tfb, tfd
 from vae_tfp.errors import choose

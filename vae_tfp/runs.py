@@ -195,7 +195,8 @@ def create_run(config: RunConfig, root=None, name: str | None = None) -> Run:
     """Claim a fresh run directory (atomic mkdir; a taken name gets a -2, -3, ... suffix) and write config.json."""
     root = runs_root(root)
     root.mkdir(parents=True, exist_ok=True)
-    base = name or f"{Path(config.dataset).stem}-{config.likelihood}-z{config.latent_dim}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = name or f"{Path(config.dataset).stem}-{config.likelihood}-z{config.latent_dim}-{stamp}"
     base = safe_name(base)
     for i in range(1, 10_000):
         path = _inside(root, base if i == 1 else f"{base}-{i}")
@@ -241,7 +242,7 @@ def list_runs(root=None) -> list[dict]:
             "name": run.name, "path": str(path), "dataset": config.dataset, "likelihood": config.likelihood,
             "latent_dim": config.latent_dim, "status": metrics.get("status", "unfinished"),
             "test_elbo": metrics.get("test_elbo"), "log_px": metrics.get("log_px"),
-            "modified": (path / "config.json").stat().st_mtime if not run.has_weights() else run.weights_path.stat().st_mtime,
+            "modified": (run.weights_path if run.has_weights() else path / "config.json").stat().st_mtime,
         })
     return sorted(rows, key=lambda r: r["modified"], reverse=True)
 

@@ -19,8 +19,12 @@ config = RunConfig(dataset="digits", likelihood="bernoulli", epochs=int(sys.argv
 out = {}
 for name, strategy in (("single", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
     first = []
-    trainer = Trainer(config, save=False, strategy=strategy,
-                      callbacks=[lambda e: first.append(e.metrics["loss"]) if e.kind == "step" else None])
+
+    def record(event, first=first):
+        if event.kind == "step":
+            first.append(event.metrics["loss"])
+
+    trainer = Trainer(config, save=False, strategy=strategy, callbacks=[record])
     result = trainer.train()
     out[name] = {"replicas": trainer.strategy.num_replicas_in_sync, "steps": result.steps,
                  "first_loss": first[0], "test_elbo": result.test_metrics["elbo"]}

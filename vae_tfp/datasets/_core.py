@@ -5,8 +5,8 @@ Nothing here imports TensorFlow; the module is cheap to import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._core import Dataset, MIN_EXAMPLES, check_finite, check_numeric, integer_labels, split_fixed
+from ._core import MIN_EXAMPLES, Dataset, check_finite, check_numeric, integer_labels, split_fixed
 
 MAX_USER_FILE_BYTES = 200 * 1024 * 1024        # .npz file size, and total size of a PNG folder
 MAX_UNCOMPRESSED_BYTES = 2 * 1024 * 1024 * 1024  # sum of array sizes inside an .npz
