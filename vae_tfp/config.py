@@ -21,6 +21,17 @@ KL_METHODS = ("analytic", "mc")
 BINARIZATIONS = ("dynamic", "static", "threshold")
 LR_SCHEDULES = ("constant", "cosine")
 
+# What each likelihood models and the data representation it needs: a TF-free mirror of
+# `vae_tfp.likelihoods.LIKELIHOODS[name].models` / `.representation`, so the dashboard can explain a choice before
+# TensorFlow has loaded (tests/test_sharing.py checks that the two agree).
+LIKELIHOOD_HELP = {
+    "bernoulli": ("binary pixels; grey data is binarized first", "binary"),
+    "continuous_bernoulli": ("intensities in [0, 1] (the normalised fix for a Bernoulli on grey pixels)", "unit"),
+    "gaussian": ("real values (pixels scaled to [0, 1]); sigma fixed or learned", "real"),
+    "categorical": ("K intensity levels per pixel, a softmax over levels", "levels"),
+    "discretized_logistic": ("K intensity levels per pixel as a quantized logistic", "levels"),
+}
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -119,6 +130,8 @@ class RunConfig:
 
 def _coerce(name, value, default):
     """Convert a JSON / query-string value to the field's type, or raise a ValueError naming the field."""
+    if isinstance(default, tuple):
+        return _as_widths(value)  # its own message says what widths are allowed
     try:
         if isinstance(default, bool):
             return bool(value)
@@ -128,8 +141,6 @@ def _coerce(name, value, default):
             return int(value)
         if isinstance(default, float):
             return float(value)
-        if isinstance(default, tuple):
-            return _as_widths(value)
         return str(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be of type {type(default).__name__}, got {value!r}") from None

@@ -152,6 +152,13 @@ def exact_posterior(model, x) -> tfd.Distribution:
     return linear_gaussian(model).posterior(x)
 
 
+def decode_chunk(model, most: int = MAX_POINTS, budget: int = 2**24) -> int:
+    """How many z to decode at once so the decoder's outputs stay within `budget` floats (a categorical
+    likelihood on 28x28 images has 784 x 256 outputs per z)."""
+    per_z = int(np.prod(model.event_shape)) * int(model.likelihood_head.params_per_dim)
+    return int(max(1, min(most, budget // per_z)))
+
+
 # --- quadrature over a 1-D or 2-D latent ----------------------------------------------------------------------
 @dataclass
 class GridPosterior:
@@ -174,9 +181,10 @@ def _grid(center, half, size):
 
 def _log_joint_on(model, x1, mesh) -> np.ndarray:
     z = tf.constant(mesh.reshape(-1, mesh.shape[-1]), tf.float32)  # [P, L]
+    chunk = decode_chunk(model, 4096)
     out = []
-    for i in range(0, len(z), 4096):
-        zc = z[i:i + 4096]
+    for i in range(0, len(z), chunk):
+        zc = z[i:i + chunk]
         out.append((model.decode(zc).log_prob(x1) + model.prior_distribution().log_prob(zc)).numpy())
     return np.concatenate(out).astype(np.float64).reshape(mesh.shape[:-1])
 
@@ -264,6 +272,6 @@ def _prior_marginals(prior):
 
 __all__ = [
     "log_weights", "log_px_importance", "iwae_curve", "LinearGaussian", "linear_gaussian", "is_linear_gaussian",
-    "exact_log_px", "exact_posterior", "posterior_grid", "log_px_quadrature", "active_units", "kl_per_dimension",
-    "log_mean_exp",
+    "exact_log_px", "exact_posterior", "posterior_grid", "decode_chunk", "log_px_quadrature", "active_units",
+    "kl_per_dimension", "log_mean_exp",
 ]

@@ -7,6 +7,11 @@
 
 - one compiled (`tf.function`) step; `tf.data` input with per-epoch shuffling and, for binary data, dynamic
   binarization; Adam with an optional cosine schedule; a seed that makes runs reproducible;
+- speed (measured in `bench/`, see bench/RESULTS.md): Adam's update is one fused kernel per variable
+  (`ResourceApplyAdam`, the same formula as Keras' Adam, on Keras' own slot variables) instead of ~10 graph ops per
+  variable; the step returns its metrics as one stacked vector (one host sync per step); the epoch shuffles indices
+  and gathers rows (no 60 000-image shuffle buffer to refill); `precision="bfloat16"` runs the dense layers' matmuls
+  in bfloat16 (weights, optimizer and likelihood stay float32) on CPUs with AVX512-BF16/AMX;
 - events (`TrainEvent`) on every step, epoch end and test evaluation: step, epoch, images/s, ETA, ELBO and its terms;
 - `stop()` is honoured within one step and keeps the model trained so far;
 - NaN/Inf guard: a step whose loss or gradients are not finite is not applied, training stops with
@@ -31,6 +36,7 @@ from vae_tfp.objectives import elbo_terms, training_loss, warmup_beta
 from vae_tfp.runs import Run, create_run, open_run
 
 EVAL_BATCH = 1000
+PRECISIONS = ("float32", "bfloat16")
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,8 +71,11 @@ class TrainResult:
 class Trainer:
     def __init__(self, config: RunConfig, *, dataset: Dataset | None = None, data_dir=None, run: Run | None = None,
                  runs_root=None, run_name: str | None = None, save: bool = True, strategy=None, callbacks=(),
-                 history_every: int | None = None):
+                 history_every: int | None = None, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
         self.config = config
+        self.precision = precision
         self.callbacks = list(callbacks)
         self.strategy = strategy or tf.distribute.get_strategy()
         self._stop = threading.Event()
@@ -86,6 +95,8 @@ class Trainer:
             self.model = build_vae(config, self.event_shape, self.levels)
             self.optimizer = keras.optimizers.Adam(self._learning_rate())
             self.optimizer.build(self.model.trainable_variables)
+        if precision == "bfloat16":
+            _bfloat16_matmuls(self.model)
         self.model.likelihood_head.check_support(self.data.x_test)
         if not self.data.dynamic_binarization:
             self.model.likelihood_head.check_support(self.data.x_train)
@@ -121,8 +132,11 @@ class Trainer:
         return self.config.lr
 
     def _compile_train_step(self):
+        """The compiled step: (x, beta) -> metrics as one stacked float32 vector, keys in `self._metric_keys`."""
         c, model, optimizer, strategy = self.config, self.model, self.optimizer, self.strategy
         replicas = strategy.num_replicas_in_sync
+        fused_adam = _fused_adam(optimizer) if replicas == 1 else None
+        keys = self._metric_keys = []
 
         def replica_step(x, beta):
             with tf.GradientTape() as tape:
@@ -134,14 +148,17 @@ class Trainer:
             bad = tf.distribute.get_replica_context().all_reduce("SUM", 1.0 - tf.cast(finite, tf.float32))
             ok = tf.cast(bad == 0, tf.float32)  # 1 when every replica's step is finite
             if replicas == 1:  # a non-finite step is not applied: the weights stay the last good ones
-                tf.cond(ok > 0, lambda: _apply(optimizer, grads, variables), lambda: tf.constant(False))
+                apply = fused_adam or (lambda g, v: _apply(optimizer, g, v))
+                tf.cond(ok > 0, lambda: apply(grads, variables), lambda: tf.constant(False))
             else:  # merge_call cannot run inside tf.cond: apply zero gradients instead (Adam's momentum only)
                 optimizer.apply_gradients(zip([tf.where(ok > 0, g, tf.zeros_like(g)) for g in grads], variables))
             return dict(metrics, loss=loss, finite=ok)
 
         def step(x, beta):
             per_replica = strategy.run(replica_step, args=(x, beta))
-            return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+            out = {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+            keys[:] = list(out)  # fixed at trace time
+            return tf.stack([tf.cast(out[k], tf.float32) for k in keys])  # [metrics]: one host sync per step
 
         return tf.function(step)
 
@@ -153,8 +170,12 @@ class Trainer:
     # --- data --------------------------------------------------------------------------------------------------
     def _epoch_dataset(self, epoch: int, skip: int = 0):
         c = self.config
-        ds = tf.data.Dataset.from_tensor_slices(self.data.x_train)
-        ds = ds.shuffle(len(self.data.x_train), seed=c.seed * 100_003 + epoch).batch(c.batch_size)
+        n = len(self.data.x_train)
+        # shuffling indices gives the same permutation as shuffling the images (a shuffle draws positions, not
+        # values) without copying 60 000 images through a shuffle buffer at every epoch start
+        ds = tf.data.Dataset.range(n).shuffle(n, seed=c.seed * 100_003 + epoch).batch(c.batch_size)
+        x_train = self._x_train_tensor()
+        ds = ds.map(lambda idx: tf.gather(x_train, idx))  # [batch, *event]
         if self.data.dynamic_binarization:  # x ~ Bernoulli(intensity), fresh every epoch
             seed0 = c.seed * 7919 + epoch
             ds = ds.enumerate().map(lambda i, x: tf.cast(
@@ -162,6 +183,11 @@ class Trainer:
                 tf.float32))
         ds = ds.skip(skip).prefetch(tf.data.AUTOTUNE)
         return self.strategy.experimental_distribute_dataset(ds)
+
+    def _x_train_tensor(self):
+        if getattr(self, "_x_train", None) is None:
+            self._x_train = tf.constant(self.data.x_train)
+        return self._x_train
 
     # --- the loop ----------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -199,7 +225,8 @@ class Trainer:
                         status = "stopped"
                         break
                     beta = warmup_beta(self.step, c.beta, warmup_steps)
-                    out = {k: float(v) for k, v in self._train_step(x, beta).items()}
+                    values = self._train_step(x, beta).numpy().tolist()  # one host sync
+                    out = dict(zip(self._metric_keys, values))
                     if out.pop("finite") < 1:
                         raise TrainingDiverged(self._divergence_message(out))
                     self.step += 1
@@ -264,6 +291,52 @@ class Trainer:
 def _apply(optimizer, grads, variables):
     optimizer.apply_gradients(zip(grads, variables))
     return tf.constant(True)
+
+
+def _fused_adam(optimizer):
+    """Keras Adam's update as one `ResourceApplyAdam` kernel per variable, on Keras' own slots (so checkpoints and
+    resume are unchanged); None when the optimizer is anything but plain Adam (then `apply_gradients` is used).
+
+        t = iterations + 1,  lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t)
+        m <- beta1 m + (1 - beta1) g,  v <- beta2 v + (1 - beta2) g^2,  w <- w - lr_t m / (sqrt(v) + epsilon)
+
+    (Keras' formula; Keras runs it as ~10 separate graph ops per variable, which cost more than the maths.)
+    """
+    plain = (type(optimizer) is keras.optimizers.Adam and not optimizer.amsgrad and optimizer.weight_decay is None
+             and optimizer.clipnorm is None and optimizer.clipvalue is None and optimizer.global_clipnorm is None
+             and not optimizer.use_ema and optimizer.gradient_accumulation_steps is None
+             and optimizer.loss_scale_factor is None)
+    if not plain:
+        return None
+
+    def apply(grads, variables):
+        if any(getattr(v, "constraint", None) is not None for v in variables):
+            return _apply(optimizer, grads, variables)
+        t = tf.cast(optimizer.iterations + 1, tf.float32)
+        lr = tf.cast(optimizer.learning_rate, tf.float32)  # a schedule is evaluated at `iterations`, as Keras does
+        b1, b2 = float(optimizer.beta_1), float(optimizer.beta_2)
+        b1_power, b2_power = tf.pow(b1, t), tf.pow(b2, t)
+        for g, var in zip(grads, variables):
+            i = optimizer._get_variable_index(var)
+            tf.raw_ops.ResourceApplyAdam(
+                var=var.value.handle, m=optimizer._momentums[i].value.handle,
+                v=optimizer._velocities[i].value.handle, beta1_power=b1_power, beta2_power=b2_power, lr=lr,
+                beta1=tf.constant(b1), beta2=tf.constant(b2), epsilon=tf.constant(float(optimizer.epsilon)),
+                grad=tf.convert_to_tensor(g, tf.float32))
+        optimizer.iterations.assign_add(1)
+        return tf.constant(True)
+
+    return apply
+
+
+def _bfloat16_matmuls(model) -> None:
+    """Run the Dense layers of the encoder and decoder in bfloat16 (Keras' "mixed_bfloat16": float32 weights cast to
+    bfloat16 for the matmul), except a Dense layer that is a network's output (the posterior's parameters stay
+    float32). Layers after them (reshape) cast back to float32, so likelihood, KL and loss are float32."""
+    for net in (model.encoder, model.decoder):
+        for layer in net.layers[:-1]:
+            if isinstance(layer, keras.layers.Dense):
+                layer.dtype_policy = "mixed_bfloat16"
 
 
 def _mean_dicts(rows: list[dict]) -> dict:

@@ -1,0 +1,26 @@
+"""vae-tfp dashboard: train, inspect and share a variational autoencoder without writing code.
+
+Run from the repository root (so that `vae_tfp` and `dashboard` import):
+
+    .venv/bin/python -m streamlit run dashboard/app.py
+
+This file only wires: session state, the sidebar (-> one RunConfig, mirrored into the URL), the first paint, the
+live training progress and one tab per view. Only the open tab computes; TensorFlow loads after the first paint.
+"""
+
+import streamlit as st
+
+from dashboard import intro, sidebar, state
+from dashboard.views import LABELS, VIEWS, training
+
+st.set_page_config(page_title="vae-tfp dashboard", page_icon=":material/blur_on:", layout="wide")
+state.init()
+sidebar.read_link(LABELS)
+sidebar.render()
+intro.render()
+training.progress()
+for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
+    if tab.open:  # lazy tabs: only the open view computes
+        with tab:
+            view.render()
+state.prewarm()

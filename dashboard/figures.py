@@ -1,0 +1,344 @@
+"""Plotly figure builders: image grids and mosaics, training curves, point clouds, latent scatters over contours,
+histograms, bounds. They take numpy arrays (the dataclasses of `vae_tfp.views`) and return `go.Figure`s; no math
+beyond laying numbers out. Images are upscaled (an 8x8 digit is drawn >= 96 px wide) in greys without axes.
+"""
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+NATS = "nats per example"
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf"]
+ELBO_C, RECON_C, KL_C, TRUE_C, TEXT_C = "#1f77b4", "#2ca02c", "#d62728", "#111111", "#1b1f24"
+DATA_GREY = "rgba(120,120,120,0.35)"
+PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def plot_config(filename: str) -> dict:
+    """st.plotly_chart(config=...): the modebar's camera button downloads a PNG named `filename`."""
+    return {**PLOT_CONFIG, "toImageButtonOptions": {**PLOT_CONFIG["toImageButtonOptions"], "filename": filename}}
+
+
+FONT = "Source Sans Pro, sans-serif"  # Streamlit's own font
+
+
+def chart(fig: go.Figure, *, key: str, config: dict, width="stretch"):
+    """Draw a figure with our own colours (Streamlit's chart theme would recolour the greys and the contours)."""
+    import streamlit as st
+
+    fig.update_layout(template="plotly_white", font=dict(family=FONT, color=TEXT_C, size=13))
+    return st.plotly_chart(fig, theme=None, config=config, key=key, width=width)
+
+
+# --- images ---------------------------------------------------------------------------------------------------
+def value_range(info: dict) -> tuple[float, float]:
+    """Display range of images of a data representation: levels 0..K-1, everything else [0, 1]."""
+    if info.get("representation") == "levels" and info.get("levels"):
+        return 0.0, float(info["levels"] - 1)
+    return 0.0, 1.0
+
+
+def _images(a) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    if a.ndim == 4 and a.shape[-1] == 1:
+        a = a[..., 0]
+    return a  # [n, H, W] or [n, H, W, 3]
+
+
+def cell_pixels(shape, target: int = 112) -> int:
+    """Pixels per image: at least 96 and an integer upscale of the image (8x8 -> 8 x 14 = 112)."""
+    side = max(shape[:2])
+    return max(96, side * max(1, round(target / side)))
+
+
+def image_grid(images, *, cols: int, titles=None, row_labels=None, zmin=0.0, zmax=1.0, px: int | None = None,
+               title: str | None = None) -> go.Figure:
+    """Images [n, H, W] (grey) or [n, H, W, 3] (RGB in [zmin, zmax]) in a grid, row-major, each `px` wide."""
+    images = _images(images)
+    n = len(images)
+    rows = max(1, math.ceil(n / cols))
+    px = px or cell_pixels(images.shape[1:])
+    titled_rows = {k // cols for k, t in enumerate(titles or []) if t}
+    gap_x, gap_y = 10, (40 if titled_rows - {0} else 12)
+    left = 130 if row_labels else 10
+    top = (44 if title else 8) + (40 if 0 in titled_rows else 0)
+    width, height = cols * px + (cols - 1) * gap_x, rows * px + (rows - 1) * gap_y
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[str(t) for t in titles] if titles else None,
+                        horizontal_spacing=gap_x / width if cols > 1 else 0,
+                        vertical_spacing=gap_y / height if rows > 1 else 0)
+    for k, img in enumerate(images):
+        r, c = divmod(k, cols)
+        if img.ndim == 3:
+            rgb = np.clip((img - zmin) / (zmax - zmin) * 255, 0, 255).astype(np.uint8)
+            fig.add_trace(go.Image(z=rgb, hoverinfo="skip"), r + 1, c + 1)
+        else:
+            fig.add_trace(go.Heatmap(z=img, coloraxis="coloraxis", hovertemplate="x=%{x}, y=%{y}: %{z:.3g}"
+                                     "<extra></extra>"), r + 1, c + 1)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    for k in range(1, n + 1):  # square pixels however wide the chart is drawn
+        fig.layout[f"yaxis{k if k > 1 else ''}"].scaleanchor = f"x{k if k > 1 else ''}"
+    fig.update_annotations(font=dict(size=13, color=TEXT_C))
+    if row_labels:
+        for r, label in enumerate(row_labels):
+            y = 1 - (r * (px + gap_y) + px / 2) / height
+            fig.add_annotation(text=label, xref="paper", yref="paper", x=0, y=y, xanchor="right", xshift=-8,
+                               showarrow=False, align="right", font=dict(size=13, color=TEXT_C))
+    fig.update_layout(coloraxis=dict(colorscale="gray", cmin=zmin, cmax=zmax, showscale=False),
+                      width=width + left + 10, height=height + top + 10, title=title,
+                      margin=dict(l=left, r=10, t=top, b=10), plot_bgcolor="white")
+    return fig
+
+
+def image_mosaic(grid_images, axes, *, zmin=0.0, zmax=1.0, names=("z1", "z2"), title=None) -> go.Figure:
+    """Decodes over a 2-D latent grid [G1, G2, H, W] (indexing "ij") as one picture: z1 grows to the right, z2 up."""
+    g = np.asarray(grid_images, np.float64)
+    if g.ndim == 5:  # [G1, G2, H, W, C]: greys by the channel mean
+        g = g.mean(axis=-1)
+    g1, g2, h, w = g.shape
+    sep = 1
+    mosaic = np.full((g2 * (h + sep) - sep, g1 * (w + sep) - sep), np.nan)
+    for i in range(g1):
+        for j in range(g2):
+            r = g2 - 1 - j  # top row = largest z2
+            mosaic[r * (h + sep): r * (h + sep) + h, i * (w + sep): i * (w + sep) + w] = g[i, j]
+    scale = max(2, round(720 / mosaic.shape[1]))
+    fig = go.Figure(go.Heatmap(z=mosaic, coloraxis="coloraxis", hoverinfo="skip"))
+    fig.update_xaxes(title=names[0], tickvals=[i * (w + sep) + (w - 1) / 2 for i in range(g1)],
+                     ticktext=[f"{v:.2g}" for v in axes[0]], constrain="domain", showgrid=False)
+    fig.update_yaxes(title=names[1], tickvals=[(g2 - 1 - j) * (h + sep) + (h - 1) / 2 for j in range(g2)],
+                     ticktext=[f"{v:.2g}" for v in axes[1]], autorange="reversed", scaleanchor="x",
+                     constrain="domain", showgrid=False)
+    fig.update_layout(coloraxis=dict(colorscale="gray", cmin=zmin, cmax=zmax, showscale=False), title=title,
+                      width=mosaic.shape[1] * scale + 100, height=mosaic.shape[0] * scale + 110,
+                      margin=dict(l=70, r=20, t=50 if title else 20, b=60), plot_bgcolor="white")
+    return fig
+
+
+# --- curves -----------------------------------------------------------------------------------------------------
+def training_curves(curves, title: str | None = None) -> go.Figure:
+    """ELBO and E_q[log p(x|z)] (top) and KL(q(z|x) || p(z)) (bottom), train solid, test dashed with markers."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.62, 0.38], vertical_spacing=0.09,
+                        subplot_titles=("ELBO = E_q[log p(x|z)] − KL", "KL(q(z|x) || p(z))"))
+    lines = [("elbo", "ELBO", ELBO_C, 1), ("reconstruction", "E_q[log p(x|z)]", RECON_C, 1), ("kl", "KL", KL_C, 2)]
+    for split, dash, mode in (("train", "solid", "lines"), ("test", "dash", "lines+markers")):
+        c = getattr(curves, split)
+        if len(c["step"]) == 0:
+            continue
+        for key, name, color, row in lines:
+            fig.add_trace(go.Scatter(x=c["step"], y=c[key], name=f"{name} ({split})", mode=mode,
+                                     line=dict(color=color, dash=dash, width=2 if split == "test" else 1.5),
+                                     customdata=c["epoch"], legendgroup=split,
+                                     hovertemplate=f"{name} {split}: %{{y:.3f}} nats<br>step %{{x}}, epoch "
+                                     "%{customdata}<extra></extra>"), row, 1)
+    fig.update_yaxes(title_text=NATS, row=1, col=1)
+    fig.update_yaxes(title_text=NATS, row=2, col=1)
+    fig.update_xaxes(title_text="training step", row=2, col=1)
+    fig.update_layout(height=560, title=title, legend=dict(orientation="h", y=-0.14),
+                      margin=dict(l=70, r=20, t=60 if title else 40, b=40), hovermode="x unified")
+    return fig
+
+
+def compare_curves(series) -> go.Figure:
+    """series: [(run name, Curves)]: test ELBO per epoch (markers) and train ELBO (thin) of several runs."""
+    fig = go.Figure()
+    for i, (name, c) in enumerate(series):
+        color = COLORS[i % len(COLORS)]
+        if len(c.train["step"]):
+            fig.add_trace(go.Scatter(x=c.train["epochs"], y=c.train["elbo"], mode="lines",
+                                     line=dict(color=color, width=1), opacity=0.5, name=f"{name} (train)",
+                                     legendgroup=name, showlegend=False))
+        if len(c.test["step"]):
+            fig.add_trace(go.Scatter(x=c.test["epoch"], y=c.test["elbo"], mode="lines+markers", name=name,
+                                     line=dict(color=color, width=2), legendgroup=name))
+    fig.update_layout(height=480, xaxis_title="epoch", yaxis_title=f"ELBO ({NATS})",
+                      title="ELBO per run: test (markers) and train (thin)", legend=dict(orientation="h", y=-0.2),
+                      margin=dict(l=70, r=20, t=50, b=40))
+    return fig
+
+
+# --- points -------------------------------------------------------------------------------------------------------
+def points_figure(data, overlays=(), *, title=None, dims=(0, 1), names=None) -> go.Figure:
+    """2-D points (the first two coordinates): data in grey, overlays [(name, points [n, D], color, mode)]."""
+    names = names or (f"x{dims[0] + 1}", f"x{dims[1] + 1}")
+    fig = go.Figure()
+    if data is not None:
+        fig.add_trace(go.Scatter(x=data[:, dims[0]], y=data[:, dims[1]], mode="markers", name="data (test)",
+                                 marker=dict(color=DATA_GREY, size=5)))
+    for name, pts, color, mode in overlays:
+        fig.add_trace(go.Scatter(x=pts[:, dims[0]], y=pts[:, dims[1]], mode=mode, name=name,
+                                 marker=dict(color=color, size=6), line=dict(color=color, width=1.5)))
+    fig.update_xaxes(title=names[0])
+    fig.update_yaxes(title=names[1], scaleanchor="x")
+    fig.update_layout(height=520, title=title, legend=dict(orientation="h", y=-0.15),
+                      margin=dict(l=60, r=20, t=50 if title else 20, b=40))
+    return fig
+
+
+def reconstruction_points(rec, n_links: int = 40) -> go.Figure:
+    """Point data: inputs x, decoder means E[x|z] and samples x' ~ p(x|z); a segment links a few x to E[x|z]."""
+    k = min(n_links, len(rec.x))
+    seg_x = np.concatenate([np.stack([rec.x[:k, 0], rec.mean[:k, 0], np.full(k, np.nan)], 1).ravel()])
+    seg_y = np.concatenate([np.stack([rec.x[:k, 1], rec.mean[:k, 1], np.full(k, np.nan)], 1).ravel()])
+    fig = points_figure(rec.x, [("x' ~ p(x|z) (sample)", rec.sample, "#ff7f0e", "markers"),
+                                ("E[x|z] (decoder output)", rec.mean, "#1f77b4", "markers")],
+                        title="Test points x, the decoder's mean E[x|z] and a sample x' ~ p(x|z)")
+    fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", line=dict(color="rgba(31,119,180,0.4)", width=1),
+                             name="x → E[x|z]"))
+    return fig
+
+
+def grid_on_points(data, grid) -> go.Figure:
+    """Point data: decodes of a 2-D latent grid [G, G, D] drawn as the mesh the decoder maps the plane to."""
+    fig = points_figure(data, title="The decoder's image of the latent plane: E[x|z] over a grid of z")
+    g = grid.means
+    for i in range(g.shape[0]):
+        fig.add_trace(go.Scatter(x=g[i, :, 0], y=g[i, :, 1], mode="lines", line=dict(color="#1f77b4", width=1),
+                                 showlegend=i == 0, name="z1 fixed", legendgroup="z1"))
+    for j in range(g.shape[1]):
+        fig.add_trace(go.Scatter(x=g[:, j, 0], y=g[:, j, 1], mode="lines", line=dict(color="#d62728", width=1),
+                                 showlegend=j == 0, name="z2 fixed", legendgroup="z2"))
+    return fig
+
+
+def path_on_points(data, path, name: str) -> go.Figure:
+    """Point data: decodes E[x|z] along a latent path, coloured by the path's parameter."""
+    fig = points_figure(data, title=name)
+    fig.add_trace(go.Scatter(x=path.means[:, 0], y=path.means[:, 1], mode="lines+markers", name="E[x|z] along "
+                             "the path", marker=dict(color=path.t, colorscale="Viridis", size=9, showscale=True,
+                                                     colorbar=dict(title="t", len=0.6)),
+                             line=dict(color="#444", width=1)))
+    return fig
+
+
+# --- latent space ---------------------------------------------------------------------------------------------------
+def latent_scatter(ls, which: str = "means", label_names=None) -> go.Figure:
+    """Posterior means or samples of one or two latent dims, coloured by label, over the prior's density."""
+    pts = ls.means if which == "means" else ls.samples
+    what = "E_q[z|x]" if which == "means" else "z ~ q(z|x)"
+    labels = ls.labels if ls.labels is not None else np.zeros(len(pts), int)
+    fig = go.Figure()
+    if len(ls.dims) == 2:
+        top = float(np.max(ls.prior_density))
+        fig.add_trace(go.Contour(x=ls.axes[0], y=ls.axes[1], z=ls.prior_density.T, showscale=False,
+                                 colorscale=[[0, "#c6dbef"], [1, "#08519c"]], name="p(z) contours",
+                                 showlegend=True, line=dict(width=1.5),
+                                 contours=dict(coloring="lines", start=top / 10, end=top * 0.95, size=top / 5),
+                                 hovertemplate="p(z) = %{z:.3g}<extra></extra>"))
+    else:
+        top = np.max(ls.prior_density)
+        fig.add_trace(go.Scatter(x=ls.axes[0], y=ls.prior_density / top * 0.8 - 1.2, mode="lines",
+                                 line=dict(color="#1f77b4"), name="p(z) (scaled)"))
+    for i, lab in enumerate(np.unique(labels)):
+        sel = labels == lab
+        name = str(label_names[int(lab)]) if label_names is not None and int(lab) < len(label_names) else str(lab)
+        name = name if ls.labels is not None else what
+        y = pts[sel, 1] if len(ls.dims) == 2 else np.full(sel.sum(), float(i % 10) / 10)
+        fig.add_trace(go.Scatter(x=pts[sel, 0], y=y, mode="markers", name=name,
+                                 marker=dict(size=6, color=COLORS[i % len(COLORS)], line=dict(width=0.3,
+                                                                                              color="white"))))
+    z = [f"z{d + 1}" for d in ls.dims]
+    fig.update_xaxes(title=z[0])
+    fig.update_yaxes(title=z[1] if len(z) == 2 else "label (spread)", scaleanchor="x" if len(z) == 2 else None)
+    fig.update_layout(height=560, title=f"{what} of test images over the prior p(z) ({', '.join(z)})",
+                      legend=dict(title="label"), margin=dict(l=60, r=20, t=50, b=40))
+    return fig
+
+
+def aggregate_histograms(agg, cols: int = 4) -> go.Figure:
+    """Per latent dimension: histogram of the aggregate posterior q(z_j) against the prior's marginal p(z_j)."""
+    d = len(agg.dims)
+    cols = min(cols, d)
+    rows = math.ceil(d / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"z{j + 1}" for j in agg.dims],
+                        horizontal_spacing=0.06, vertical_spacing=0.5 / max(rows, 1) if rows > 1 else 0.1)
+    for k in range(d):
+        r, c = divmod(k, cols)
+        centres = (agg.edges[k, 1:] + agg.edges[k, :-1]) / 2
+        fig.add_trace(go.Bar(x=centres, y=agg.density[k], marker_color="#ff7f0e", opacity=0.75,
+                             name="q(z_j): aggregate posterior", showlegend=k == 0, legendgroup="q",
+                             width=centres[1] - centres[0]), r + 1, c + 1)
+        fig.add_trace(go.Scatter(x=agg.grid[k], y=agg.prior_pdf[k], mode="lines", line=dict(color="#1f77b4"),
+                                 name="p(z_j): prior", showlegend=k == 0, legendgroup="p"), r + 1, c + 1)
+    fig.update_yaxes(title_text="density", col=1)
+    fig.update_xaxes(title_text="z_j")
+    fig.update_layout(height=240 * rows + 90, bargap=0, legend=dict(orientation="h", yanchor="bottom",
+                                                                     y=1.0 + 60 / (240 * rows), x=0),
+                      margin=dict(l=60, r=20, t=90, b=40))
+    return fig
+
+
+def latent_usage(usage) -> go.Figure:
+    """KL(q(z_j|x) || p(z_j)) per dimension (nats) and activity Cov_x(E_q[z_j]) with the active-unit threshold."""
+    dims = [f"z{j + 1}" for j in range(len(usage.kl_per_dim))]
+    colors = ["#2ca02c" if a else "#bbbbbb" for a in usage.active]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("KL(q(z_j|x) || p(z_j)), mean over test x",
+                                        f"activity Cov_x(E_q[z_j]): {usage.n_active} of {len(dims)} active "
+                                        f"(dashed: {usage.threshold})"))
+    fig.add_trace(go.Bar(x=dims, y=usage.kl_per_dim, marker_color=colors, showlegend=False,
+                         hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"), 1, 1)
+    fig.add_trace(go.Bar(x=dims, y=np.maximum(usage.activity, 1e-8), marker_color=colors, showlegend=False,
+                         hovertemplate="%{x}: %{y:.3g}<extra></extra>"), 1, 2)
+    fig.add_hline(y=usage.threshold, line_dash="dash", line_color="#d62728", line_width=2, row=1, col=2)
+    low = min(usage.threshold / 10, max(float(np.min(usage.activity)), 1e-8) / 2)
+    high = max(usage.threshold * 10, float(np.max(usage.activity)) * 2)
+    fig.update_yaxes(title_text="nats", row=1, col=1)
+    fig.update_yaxes(title_text="variance (log scale)", type="log", dtick=1, exponentformat="power", row=1, col=2,
+                     range=[math.log10(low), math.log10(high)])  # a log axis takes log10 positions
+    fig.update_layout(height=380, margin=dict(l=60, r=20, t=50, b=40))
+    return fig
+
+
+# --- what is p(x)? ----------------------------------------------------------------------------------------------------
+def bound_curve(w) -> go.Figure:
+    """IWAE_k against k (log axis) with the ELBO and, where it exists, log p(x); the gap marked."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=w.ks, y=w.iwae, mode="lines+markers", name="IWAE_k (importance-weighted bound)",
+                             line=dict(color="#ff7f0e", width=2), hovertemplate="k=%{x}: %{y:.3f} nats"
+                             "<extra></extra>"))
+    fig.add_hline(y=w.elbo, line_color=ELBO_C, line_dash="dash", annotation_text=f"ELBO {w.elbo:.2f}",
+                  annotation_position="bottom right")
+    if w.log_px is not None:
+        label = "exact" if w.method == "exact" else "quadrature"
+        fig.add_hline(y=w.log_px, line_color=TRUE_C, annotation_text=f"log p(x) ({label}) {w.log_px:.2f}",
+                      annotation_position="top right")
+        fig.add_annotation(x=0.98, xref="paper", y=(w.log_px + w.elbo) / 2, showarrow=False, xanchor="right",
+                           text=f"gap = log p(x) − ELBO<br>= KL(q(z|x) || p(z|x)) = {w.gap:.3f} nats",
+                           bgcolor="rgba(255,255,255,0.8)")
+    fig.update_xaxes(type="log", title="k (samples of z ~ q(z|x))")
+    fig.update_yaxes(title="nats (this image)")
+    fig.update_layout(height=420, legend=dict(orientation="h", y=-0.22), margin=dict(l=70, r=20, t=30, b=40),
+                      title=None)
+    return fig
+
+
+def posterior_picture(pic) -> go.Figure:
+    """True posterior p(z|x) (filled) with q(z|x)'s contours over it (2-D), or both densities (1-D)."""
+    fig = go.Figure()
+    if len(pic.axes) == 2:
+        true, q = np.exp(pic.log_true).T, np.exp(pic.log_q).T  # [G2, G1] for plotly (rows = y)
+        fig.add_trace(go.Contour(x=pic.axes[0], y=pic.axes[1], z=true, colorscale="Greys", ncontours=15,
+                                 contours=dict(coloring="heatmap", showlines=False), name="p(z|x)", showlegend=False,
+                                 colorbar=dict(title="p(z|x)", len=0.7), hovertemplate="p(z|x) = %{z:.3g}"
+                                 "<extra></extra>"))
+        fig.add_trace(go.Contour(x=pic.axes[0], y=pic.axes[1], z=q, showscale=False, ncontours=6, name="q(z|x)",
+                                 showlegend=False, colorscale=[[0, "#d62728"], [1, "#d62728"]],
+                                 contours=dict(coloring="lines"), line=dict(width=2), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color="#d62728", width=2),
+                                 name="q(z|x) contours"))
+        fig.update_xaxes(title="z1")
+        fig.update_yaxes(title="z2", scaleanchor="x")
+        fig.update_layout(title="True p(z|x) (grey) and the encoder's q(z|x) (red)")
+    else:
+        fig.add_trace(go.Scatter(x=pic.axes[0], y=np.exp(pic.log_true), name="p(z|x) (true)",
+                                 line=dict(color=TRUE_C)))
+        fig.add_trace(go.Scatter(x=pic.axes[0], y=np.exp(pic.log_q), name="q(z|x)", line=dict(color="#d62728")))
+        fig.update_xaxes(title="z1")
+        fig.update_yaxes(title="density")
+        fig.update_layout(title="True posterior p(z|x) and the encoder's q(z|x)")
+    fig.update_layout(height=480, legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=40))
+    return fig

@@ -1,0 +1,58 @@
+"""The first paint: title, a short explanation, messages, and a preview of the chosen data set (numpy only, so it
+shows while TensorFlow is still importing)."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import figures, state
+
+EXPLANATION = """
+A **variational autoencoder** has three distributions: a prior **p(z)** over a small latent code z, a
+**likelihood p(x|z)** whose parameters a *decoder* network computes from z, and an approximate posterior
+**q(z|x)** whose parameters an *encoder* network computes from x. Training maximises the **ELBO**,
+E_q[log p(x|z)] − KL(q(z|x) || p(z)), a lower bound on log p(x). Pick a setup in the sidebar, press **Train**,
+then look at each part in the views below.
+"""
+
+
+def render() -> None:
+    st.title("vae-tfp · variational autoencoders, inspected")
+    st.markdown(EXPLANATION)
+    for level, text in st.session_state.get("flash", []):
+        getattr(st, level)(text)
+    st.session_state["flash"] = []
+    warnings = st.session_state.get("link_warnings") or []
+    if warnings:
+        st.warning("Parts of this link could not be used:\n\n" + "\n".join(f"- {w}" for w in warnings))
+        if st.button("Dismiss", key="dismiss_link_warnings"):
+            st.session_state["link_warnings"] = []
+            st.rerun()
+    _preview(st.session_state.get("w_dataset", "digits"))
+
+
+def _preview(name: str) -> None:
+    expanded = st.session_state.get("picked_run") in (None, state.NO_RUN) and st.session_state.get("job") is None
+    try:
+        ds = state.dataset(name)
+    except Exception as err:  # noqa: BLE001 - a data set that cannot load says why
+        st.error(f"Data set {name!r} cannot be loaded: {err}")
+        return
+    with st.expander(f"The data: {name} · {len(ds.x_train)} train / {len(ds.x_test)} test · "
+                     f"example shape {list(ds.event_shape)}", expanded=expanded):
+        st.caption(ds.description)
+        if ds.kind == "image":
+            k = 8
+            titles = [ds.label_names[int(y)] if ds.label_names is not None and ds.y_train is not None else ""
+                      for y in (ds.y_train[:k] if ds.y_train is not None else [0] * k)]
+            fig = figures.image_grid(ds.x_train[:k], cols=k, titles=titles, zmin=0, zmax=ds.levels - 1, px=96)
+            figures.chart(fig, width="content", config=figures.plot_config(f"{name}-preview"), key="preview")
+        else:
+            x = ds.x_test[:1000]
+            fig = figures.points_figure(x, title=f"{name}: test points" +
+                                        (f" (first two of {x.shape[1]} coordinates)" if x.shape[1] > 2
+                                         else ""))
+            fig.update_layout(height=380)
+            figures.chart(fig, config=figures.plot_config(f"{name}-preview"), key="preview")
+        values = np.unique(ds.x_train[:200])
+        st.caption(f"Values: {'grey levels 0..' + str(ds.levels - 1) if ds.kind == 'image' else 'real numbers'}"
+                   f" ({len(values)} distinct values in the first 200 examples).")

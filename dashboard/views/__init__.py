@@ -1,0 +1,14 @@
+"""The dashboard's views, one module each; `VIEWS` is their order and their tab labels (also the ?view= value).
+No module here imports TensorFlow at import time: each imports vae_tfp.views when it has a model to show."""
+
+from dashboard.views import compare, latent, prior_posterior, reconstructions, training, what_is_px
+
+VIEWS = (
+    ("Training", training),
+    ("Reconstructions", reconstructions),
+    ("Prior vs posterior", prior_posterior),
+    ("What is p(x)?", what_is_px),
+    ("Latent space", latent),
+    ("Compare runs", compare),
+)
+LABELS = tuple(label for label, _ in VIEWS)

@@ -1,0 +1,74 @@
+"""View 5, Latent space: for 2-D latents a grid of decodes over the latent plane; for any latent a traversal of one
+dimension from a test image's posterior mean, and an interpolation between the posterior means of two test
+images."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import figures, state
+from dashboard.views.reconstructions import image_index
+
+STEPS = 9
+
+
+def render() -> None:
+    act = state.active()
+    if not act.ready:
+        st.info(act.message)
+        return
+    views = state.vae_views()
+
+    model, token, x_test = act.model, act.token, act.data.x_test
+    points = act.info.get("kind") == "points"
+    zmin, zmax = figures.value_range(act.info)
+    px = figures.cell_pixels(x_test.shape[1:], 96) if not points else None
+
+    if model.latent_dim == 2:
+        st.subheader("The latent plane: E[x|z] over a grid of z")
+        grid = state.memo(token, "latent_grid", (), lambda: views.latent_grid(model, size=12 if not points else 15))
+        if points:
+            figures.chart(figures.grid_on_points(x_test[:1000], grid), config=figures.plot_config("latent-grid"),
+                            key="lat_grid")
+        else:
+            figures.chart(figures.image_mosaic(grid.means, grid.axes, zmin=zmin, zmax=zmax),
+                            width="content", config=figures.plot_config("latent-grid"), key="lat_grid")
+        st.caption("z1 grows to the right and z2 upwards, ±2.5 prior standard deviations around the prior's mean; "
+                   "each picture is what the decoder outputs for that z.")
+    else:
+        st.info(f"The grid over the latent plane needs a 2-D latent (this model has {model.latent_dim}); the "
+                "traversal and the interpolation below work for any latent.")
+
+    st.subheader("Traversal: change one latent dimension, keep the others")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        i = image_index(len(x_test), "Test image # (the start)")
+    with c2:
+        dim = st.selectbox("Dimension", list(range(model.latent_dim)), format_func=lambda d: f"z{d + 1}",
+                           key="lat_dim")
+    with c3:
+        reach = st.slider("Range (±)", 0.5, 5.0, 3.0, 0.5, key="lat_reach")
+    values = np.linspace(-reach, reach, STEPS)
+    path = state.memo(token, "traversal", (i, dim, reach), lambda: views.traversal(model, x_test[i], dim, values))
+    _path(path, points, x_test, zmin, zmax, px, [f"z{dim + 1} = {v:.2g}" for v in values],
+          f"Traversal of z{dim + 1} from test image #{i}", "traversal")
+
+    st.subheader("Interpolation between two test images")
+    c1, c2 = st.columns(2)
+    with c1:
+        a = st.number_input("From test image #", 0, len(x_test) - 1, 0, key="lat_a")
+    with c2:
+        b = st.number_input("To test image #", 0, len(x_test) - 1, min(1, len(x_test) - 1), key="lat_b")
+    path = state.memo(token, "interpolation", (a, b), lambda: views.interpolation(model, x_test[a], x_test[b],
+                                                                                  STEPS))
+    _path(path, points, x_test, zmin, zmax, px, [f"t = {t:.2f}" for t in path.t],
+          f"z_t = (1 − t) E_q[z|x_{a}] + t E_q[z|x_{b}]", "interpolation")
+
+
+def _path(path, points, x_test, zmin, zmax, px, titles, title, key):
+    if points:
+        figures.chart(figures.path_on_points(x_test[:1000], path, title), config=figures.plot_config(key),
+                        key=f"lat_{key}")
+    else:
+        fig = figures.image_grid(path.means, cols=len(path.means), titles=titles, zmin=zmin, zmax=zmax, px=px,
+                                 title=title)
+        figures.chart(fig, width="content", config=figures.plot_config(key), key=f"lat_{key}")

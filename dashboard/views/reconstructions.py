@@ -1,0 +1,67 @@
+"""View 2, Reconstructions: for test images, the input x, the decoder's mean E[x|z] (what the network outputs)
+and a sample x' ~ p(x|z) (a draw from the distribution it parameterises), side by side, with log p(x|z)."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import figures, state
+
+N_IMAGES = 6  # at 112 px each they fit a 1400 px wide window beside the sidebar
+N_POINTS = 300
+SAMPLE_WORDS = {
+    "bernoulli": "each pixel is 0 or 1 with probability E[x|z], so the sample is a speckled black-and-white image",
+    "continuous_bernoulli": "each pixel is drawn from a continuous Bernoulli on [0, 1] with the decoder's parameter",
+    "gaussian": "each value is E[x|z] plus Gaussian noise of standard deviation sigma, so the sample is visibly noisy",
+    "categorical": "each pixel is one of K levels, drawn from the decoder's softmax",
+    "discretized_logistic": "each pixel is one of K levels, drawn from a quantized logistic around the decoder's mean",
+}
+
+
+def image_index(n_test: int, label: str = "Test image #") -> int:
+    """The test-image number, shared by the views and kept in the URL (?img=...)."""
+    return int(st.number_input(label, min_value=0, max_value=max(0, n_test - 1), value=0, step=1, key="img",
+                               bind="query-params"))
+
+
+def render() -> None:
+    act = state.active()
+    if not act.ready:
+        st.info(act.message)
+        return
+    views = state.vae_views()
+
+    x_test = act.data.x_test
+    c1, c2 = st.columns(2)
+    with c1:
+        start = image_index(len(x_test), "Test image # (the first shown)")
+    with c2:
+        seed = int(st.number_input("Sample seed", 0, 10_000, 0, key="rec_seed",
+                                   help="Draw other z ~ q(z|x) and x' ~ p(x|z)."))
+    points = act.info.get("kind") == "points"
+    n = N_POINTS if points else N_IMAGES
+    x = x_test[start:start + n]
+    rec = state.memo(act.token, "reconstructions", (start, n, seed),
+                     lambda: views.reconstructions(act.model, x, seed=seed))
+    likelihood = act.model.likelihood_name
+    if points:
+        figures.chart(figures.reconstruction_points(rec), config=figures.plot_config("reconstructions"),
+                        key="rec_points")
+    else:
+        zmin, zmax = figures.value_range(act.info)
+        images = np.concatenate([rec.x, rec.mean, rec.sample])  # rows: x, E[x|z], x' ~ p(x|z)
+        titles = [f"<b>#{start + i}</b><br>log p(x|z) {v:.1f}" for i, v in enumerate(rec.log_px_given_z)]
+        fig = figures.image_grid(images, cols=len(x), titles=titles + [""] * (2 * len(x)),
+                                 row_labels=["x<br>(input)", "E[x|z]<br>(decoder output)", "x' ~ p(x|z)<br>(sample)"],
+                                 zmin=zmin, zmax=zmax)
+        figures.chart(fig, width="content", config=figures.plot_config("reconstructions"), key="rec_images")
+    st.markdown(
+        f"**Top row**: test inputs x. **Middle**: E[x|z], the mean of p(x|z), for one z ~ q(z|x) — this is what "
+        f"the decoder network outputs. **Bottom**: a sample x' ~ p(x|z) from the {likelihood} likelihood: "
+        f"{SAMPLE_WORDS[likelihood]}. The numbers are log p(x|z) of the input, in nats (the reconstruction term "
+        "of the ELBO, for this one z)." if not points else
+        f"Grey: test points x. Blue: E[x|z], what the decoder outputs for z ~ q(z|x). Orange: samples "
+        f"x' ~ p(x|z) ({SAMPLE_WORDS[likelihood]}). Mean log p(x|z) over these points: "
+        f"{np.mean(rec.log_px_given_z):.2f} nats.")
+    rows = "index,log_px_given_z\n" + "".join(f"{start + i},{v:.6f}\n" for i, v in enumerate(rec.log_px_given_z))
+    st.download_button("Download log p(x|z) (CSV)", rows, file_name="reconstructions.csv", mime="text/csv",
+                       key="dl_rec")

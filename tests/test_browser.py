@@ -1,0 +1,226 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
+
+Starts `python -m streamlit run dashboard/app.py` on a free port with a temporary runs folder, opens it, checks the
+first paint comes quickly, switches the likelihood in the sidebar, trains on digits, checks that the page stays
+live while training, finds the ELBO chart and the reconstruction images, visits every view and trains a second
+likelihood for the comparison. Full-page screenshots (tall viewport: Streamlit scrolls inside its own container)
+go to artifacts/screenshots/; small copies of one per view go to docs/screenshots/ for the README.
+
+    .venv/bin/pytest -m browser tests/test_browser.py
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "artifacts" / "screenshots"
+DOCS = ROOT / "docs" / "screenshots"
+DOC_WIDTH = 900  # pixels of the README copies
+VIEWS = {  # tab label -> (file stem, a text that shows the view has drawn)
+    "Training": ("1-training", "Training curves ("),
+    "Reconstructions": ("2-reconstructions", "Top row"),
+    "Prior vs posterior": ("3-prior-vs-posterior", "KL per dimension and active units"),
+    "What is p(x)?": ("4-what-is-px", "Which density is which"),
+    "Latent space": ("5-latent-space", "Interpolation between two test images"),
+    "Compare runs": ("6-compare-runs", "ELBO per run"),
+}
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser test drives Debian's chromium",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    runs = tmp_path_factory.mktemp("runs")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS.parent / "streamlit.log", "w")
+    env = {**os.environ, "VAE_TFP_RUNS": str(runs)}
+    env.pop("VAE_TFP_DASHBOARD_SYNC", None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",
+                             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"streamlit did not start; see {SHOTS.parent / 'streamlit.log'}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def tab(server):
+    """One Chromium page for the module (named so as not to shadow pytest-playwright's `page`)."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 3000})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def settle(page, seconds: float = 1.0) -> None:
+    """Wait until Streamlit has finished the current rerun, then give Plotly a moment to draw."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
+    page.wait_for_timeout(seconds * 1000)
+
+
+def shoot(page, stem: str, doc: bool = True) -> None:
+    path = SHOTS / f"{stem}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if doc:
+        DOCS.mkdir(parents=True, exist_ok=True)
+        _small_copy(path, DOCS / f"{stem}.png")
+
+
+def _small_copy(src: Path, dst: Path) -> None:
+    """The screenshot without the empty space below the content, DOC_WIDTH wide, in 128 colours."""
+    from PIL import Image, ImageChops
+
+    im = Image.open(src).convert("RGB")
+    main = im.crop((im.width // 4, 0, im.width, im.height))  # right of the sidebar
+    box = ImageChops.difference(main, Image.new("RGB", main.size, main.getpixel((main.width - 2, main.height - 2))))
+    bottom = (box.getbbox() or (0, 0, 0, im.height))[3]
+    im = im.crop((0, 0, im.width, min(im.height, bottom + 40)))
+    im = im.resize((DOC_WIDTH, round(im.height * DOC_WIDTH / im.width)), Image.LANCZOS)
+    im.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(dst, optimize=True)
+
+
+def pick(page, label: str, option: str) -> None:
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page, 0.3)
+
+
+def number(page, label: str, value) -> None:
+    box = page.get_by_test_id("stSidebar").get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    settle(page, 0.3)
+
+
+def train(page, epochs: int, live_shot: str | None = None) -> list[str]:
+    """Click Train; return the progress texts seen while it ran (the page must stay live). `live_shot`: the name
+    of a screenshot taken once the live curve shows."""
+    sidebar = page.get_by_test_id("stSidebar")
+    number(page, "Epochs", epochs)
+    sidebar.get_by_role("button", name="Train").click()
+    sidebar.get_by_text("Training… the live progress is on the page.").wait_for(timeout=30_000)
+    seen = []
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        bar = page.get_by_test_id("stProgress")
+        if bar.count():
+            try:
+                seen.append(bar.first.inner_text(timeout=1000))
+            except sync_api.Error:
+                pass
+        if sidebar.get_by_text("Last training:").count():
+            break
+        if live_shot and page.get_by_text("Training curves (live").count():
+            page.wait_for_timeout(500)
+            shoot(page, live_shot, doc=False)
+            live_shot = None
+        page.wait_for_timeout(700)
+    else:
+        raise AssertionError("training did not finish in 3 minutes")
+    settle(page)
+    return seen
+
+
+def test_dashboard_in_chromium(tab, server):
+    page = tab
+    for old in DOCS.glob("*.png") if DOCS.exists() else ():
+        old.unlink()
+    start = time.time()
+    page.goto(server)
+    page.get_by_text("variational autoencoders, inspected").wait_for(timeout=30_000)
+    first_paint = time.time() - start
+    page.get_by_test_id("stSidebar").get_by_text("Likelihood p(x|z)").wait_for()
+    assert first_paint < 20, f"first paint took {first_paint:.1f} s"
+    settle(page)
+    shoot(page, "0-first-paint")
+
+    pick(page, "Likelihood", "gaussian")
+    assert "likelihood=gaussian" in page.url  # the link holds the setup
+    seen = train(page, epochs=40, live_shot="1-training-live")
+    steps = {s.split("step ")[1].split(" ")[0] for s in seen if "step " in s}
+    assert len(steps) >= 2, f"the progress did not move while training: {seen}"
+
+    # the ELBO chart, then the reconstruction images
+    page.get_by_text("Training curves (").wait_for()
+    assert page.locator(".js-plotly-plot").filter(has_text="ELBO (test)").count() == 1
+    shoot(page, VIEWS["Training"][0])
+    for label, (stem, marker) in VIEWS.items():
+        if label in ("Training", "Compare runs"):
+            continue
+        page.get_by_role("tab", name=label).click()
+        page.get_by_text(marker).first.wait_for()
+        settle(page, 1.5)
+        if label == "Reconstructions":
+            images = page.locator('[data-testid="stTabs"] .js-plotly-plot .hm image')
+            assert images.count() == 18, "6 test images x (x, E[x|z], x' ~ p(x|z))"
+        shoot(page, stem)
+
+    # a second likelihood on the same data, for the comparison
+    page.get_by_role("tab", name="Training").click()
+    settle(page)
+    pick(page, "Likelihood", "bernoulli")
+    train(page, epochs=40)
+    page.get_by_role("tab", name="Compare runs").click()
+    page.get_by_text("ELBO per run").wait_for()
+    page.get_by_text("not comparable").first.wait_for()
+    settle(page, 1.5)
+    shoot(page, VIEWS["Compare runs"][0])
+    assert "view=Compare" in page.url and "run=digits-bernoulli" in page.url
+
+    for png in DOCS.glob("*.png"):
+        assert png.stat().st_size < 300_000, f"{png} is too large for the README"
+
+
+def test_the_link_reopens_the_setup(tab, server):
+    page = tab
+    page.goto(f"{server}/?likelihood=categorical&latent_dim=3&view=Latent+space&colour=red")
+    page.get_by_text("variational autoencoders, inspected").wait_for()
+    settle(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    assert sidebar.get_by_text("Models K intensity levels per pixel, a softmax over levels").count() == 1
+    assert sidebar.get_by_role("spinbutton", name="Latent dimension", exact=True).input_value() == "3"
+    assert page.get_by_text("Unknown link parameter 'colour'").count() == 1
+    assert page.get_by_role("tab", name="Latent space", selected=True).count() == 1
+    shoot(page, "7-shared-link", doc=False)

@@ -1,0 +1,291 @@
+"""The dashboard under streamlit.testing.v1.AppTest: every view runs without an exception, sidebar changes reach the
+config and the URL, a short training fills the curve and the images, Stop keeps the model and Resume continues,
+sessions are isolated, and bad links and bad uploads give a message instead of a traceback.
+
+Training runs synchronously here (env VAE_TFP_DASHBOARD_SYNC=1, the dashboard's test hook) unless a test needs the
+background thread; every run goes to a temporary runs folder (VAE_TFP_RUNS).
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+LABELS = ("Training", "Reconstructions", "Prior vs posterior", "What is p(x)?", "Latent space", "Compare runs")
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_TFP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "1")
+    return tmp_path / "runs"
+
+
+def app(query=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def show(at: AppTest, label: str) -> AppTest:
+    at.session_state["view"] = label
+    return at.run()
+
+
+def open_tab(at: AppTest):
+    return [t for t in at.tabs if len(t.children)][0]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def charts(at: AppTest) -> list[dict]:
+    """The Plotly figures of the open view."""
+    return [json.loads(c.proto.spec) for c in open_tab(at).get("plotly_chart")]
+
+
+def traces(at: AppTest) -> list[dict]:
+    return [t for spec in charts(at) for t in spec["data"]]
+
+
+def train(at: AppTest, epochs=2, batch=256, **choices) -> AppTest:
+    for key, value in choices.items():
+        at.sidebar.selectbox(key=f"w_{key}").select(value).run()
+    at.sidebar.number_input(key="w_epochs").set_value(epochs)
+    at.sidebar.number_input(key="w_batch_size").set_value(batch)
+    return at.sidebar.button(key="train_button").click().run()
+
+
+def wait_until_finished(at: AppTest, timeout=120) -> AppTest:
+    end = time.time() + timeout
+    while time.time() < end:
+        at.run()
+        if at.session_state["job"].snapshot().finished:
+            return at.run()
+        time.sleep(0.5)
+    raise AssertionError("training did not finish in time")
+
+
+def test_first_paint_needs_no_tensorflow(tmp_path):
+    """Title, sidebar, explanation and the data preview come up with TensorFlow made unimportable."""
+    script = f"""
+import sys
+sys.modules["tensorflow"] = None  # any import of TensorFlow now fails
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({APP!r}, default_timeout=60).run()
+assert not at.exception, at.exception
+assert "variational autoencoders" in at.title[0].value
+assert at.sidebar.selectbox(key="w_likelihood").value == "bernoulli"
+assert any("binarized" in i.value for i in at.sidebar.info)
+assert len(at.get("plotly_chart")) == 1  # the data preview
+print("FIRST PAINT OK")
+"""
+    env = {"VAE_TFP_RUNS": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(APP).parents[1])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert "FIRST PAINT OK" in out.stdout, out.stdout + out.stderr
+
+
+def test_every_view_without_a_model_says_what_to_do(runs):
+    at = app()
+    for label in LABELS:
+        show(at, label)
+        assert not at.exception
+        assert open_tab(at).label == label
+        assert "Train" in texts(at.main.info) or "No saved runs" in texts(at.main.info)
+
+
+def test_sidebar_changes_reach_the_config_and_the_link(runs):
+    at = app()
+    assert any("17 grey levels" in i.value and "continuous_bernoulli" in i.value for i in at.sidebar.info)
+    at.sidebar.selectbox(key="w_likelihood").select("gaussian").run()
+    at.sidebar.number_input(key="w_sigma").set_value(0.25).run()
+    at.sidebar.number_input(key="w_latent_dim").set_value(3).run()
+    at.sidebar.text_input(key="w_hidden").input("64, 32").run()
+    assert not at.exception
+    assert dict(at.query_params) == {"likelihood": "gaussian", "sigma": "0.25", "latent_dim": "3", "hidden": "64,32"}
+    assert "density" in texts(at.sidebar.info)  # gaussian on pixels: a density, not comparable
+    at.sidebar.selectbox(key="w_likelihood").select("bernoulli").run()
+    assert at.sidebar.selectbox(key="w_binarization").value == "dynamic"
+
+
+def test_a_misfit_is_explained_and_blocks_training(runs):
+    at = app()
+    at.sidebar.selectbox(key="w_dataset").select("two_moons").run()
+    assert "Only likelihoods with the 'real' representation" in texts(at.sidebar.error)
+    assert at.sidebar.button(key="train_button").disabled
+    at.sidebar.selectbox(key="w_likelihood").select("gaussian").run()
+    assert not at.sidebar.error and not at.sidebar.button(key="train_button").disabled
+    at.sidebar.selectbox(key="w_network").select("conv").run()
+    assert "conv networks need images" in texts(at.sidebar.error)
+
+
+def test_a_link_opens_the_same_setup(runs):
+    at = app({"likelihood": "categorical", "latent_dim": "4", "epochs": "3", "hidden": "32"})
+    assert not at.exception and not at.main.warning
+    assert at.sidebar.selectbox(key="w_likelihood").value == "categorical"
+    assert at.sidebar.number_input(key="w_latent_dim").value == 4
+    assert at.sidebar.number_input(key="w_epochs").value == 3
+    assert at.sidebar.text_input(key="w_hidden").value == "32"
+
+
+def test_bad_link_parameters_give_messages_not_tracebacks(runs):
+    at = app({"likelihood": "poisson", "latent_dim": "999", "beta": "abc", "colour": "red", "run": "ghost",
+              "view": "Nope", "img": "-3", "dataset": "../../etc/passwd.npz"})
+    assert not at.exception
+    warning = texts(at.main.warning)
+    for key in ("likelihood='poisson'", "latent_dim", "beta='abc'", "'colour'", "run='ghost'", "view='Nope'",
+                "img='-3'", "dataset='../../etc/passwd.npz'"):
+        assert key in warning, key
+    assert at.sidebar.selectbox(key="w_likelihood").value == "bernoulli"
+    assert at.sidebar.number_input(key="w_latent_dim").value == 2
+    at.button(key="dismiss_link_warnings").click().run()
+    assert not at.main.warning
+
+
+def test_a_short_training_fills_the_curve_and_every_view(runs):
+    at = train(app(), epochs=2, likelihood="gaussian")
+    assert not at.exception
+    assert "Last training: **completed**" in texts(at.sidebar.caption)
+    names = {t.get("name") for t in traces(at)}
+    assert {"ELBO (train)", "ELBO (test)", "E_q[log p(x|z)] (test)", "KL (test)"} <= names
+    curve = [t for t in traces(at) if t.get("name") == "ELBO (test)"][0]
+    assert len(curve["y"]) == 2  # one test evaluation per epoch
+    assert at.query_params["run"] == at.session_state["picked_run"]
+
+    show(at, "Reconstructions")
+    heatmaps = [t for t in traces(at) if t["type"] == "heatmap"]
+    assert len(heatmaps) == 18  # 6 test images x (x, E[x|z], x' ~ p(x|z))
+    assert "visibly noisy" in texts(at.markdown)
+    show(at, "Prior vs posterior")
+    assert not at.exception and any(t["type"] == "contour" for t in traces(at))
+    show(at, "What is p(x)?")
+    assert not at.exception and "log p(x) (quadrature)" in [m.label for m in at.metric]
+    show(at, "Latent space")
+    assert not at.exception and len(charts(at)) >= 3
+    show(at, "Compare runs")
+    assert not at.exception and len(at.dataframe) == 1
+
+    # view widgets neither retrain nor retrace: same job, same compiled log-weight function
+    show(at, "What is p(x)?")
+    model = at.session_state["job"].trainer.model
+    traced = model._eval_log_weights.experimental_get_tracing_count()
+    job = at.session_state["job"]
+    for i in (1, 2, 1, 3):
+        at.number_input(key="img").set_value(i).run()
+    assert at.session_state["job"] is job and len(list(runs.iterdir())) == 1
+    assert model._eval_log_weights.experimental_get_tracing_count() == traced
+    assert len(at.session_state["memo"]) <= 24
+
+
+def test_stop_keeps_the_model_and_resume_continues(runs, monkeypatch):
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "0")  # the real background thread
+    at = train(app(), epochs=400)
+    deadline = time.time() + 60
+    while at.session_state["job"].snapshot().step < 20 and time.time() < deadline:
+        time.sleep(0.2)
+    at.sidebar.button(key="stop_button").click().run()
+    at = wait_until_finished(at)
+    snap = at.session_state["job"].snapshot()
+    assert snap.state == "stopped" and 0 < snap.step < snap.total_steps
+    show(at, "Reconstructions")
+    assert not at.exception and len([t for t in traces(at) if t["type"] == "heatmap"]) == 18
+
+    resume = at.sidebar.button(key="resume_button")
+    assert not resume.disabled
+    resume.click().run()
+    at.sidebar.button(key="stop_button").click().run()
+    at = wait_until_finished(at)
+    again = at.session_state["job"].snapshot()
+    assert again.run_path == snap.run_path and again.step >= snap.step  # the same run, continued
+
+
+def test_two_sessions_training_at_once_do_not_share_models(runs, monkeypatch):
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "0")
+    a = train(app(), epochs=3)
+    b = train(app(), epochs=3, likelihood="continuous_bernoulli")
+    a, b = wait_until_finished(a), wait_until_finished(b)
+    job_a, job_b = a.session_state["job"], b.session_state["job"]
+    assert job_a is not job_b and job_a.trainer.model is not job_b.trainer.model
+    assert job_a.snapshot().state == job_b.snapshot().state == "completed"
+    assert a.session_state["picked_run"] != b.session_state["picked_run"]
+    assert a.session_state["picked_run"].startswith("digits-bernoulli")
+    assert b.session_state["picked_run"].startswith("digits-continuous_bernoulli")
+    fresh = app()  # a third session sees the saved runs in the picker but has no model of its own
+    assert fresh.session_state["job"] is None and "No model yet" in texts(fresh.main.info)
+
+
+def test_uploads_good_and_bad(runs, tmp_path):
+    at = train(app(), epochs=1)
+    from vae_tfp.runs import get_run
+    from vae_tfp.sharing import export_bundle
+
+    bundle = export_bundle(get_run(at.session_state["picked_run"], runs))
+    fresh = app()
+    for name, data, words in (("bad.zip", b"definitely not a zip", "not a zip file"),
+                              ("evil.zip", bundle.replace(b"config.json", b"config.jsox"), "not a run bundle")):
+        fresh.sidebar.file_uploader(key="bundle_upload").set_value((name, data, "application/zip")).run()
+        assert not fresh.exception
+        assert words in texts(fresh.main.error), texts(fresh.main.error)
+    fresh.sidebar.file_uploader(key="bundle_upload").set_value(("shared.zip", bundle, "application/zip")).run()
+    assert not fresh.exception and "Opened **shared.zip**" in texts(fresh.main.success)
+    assert fresh.session_state["picked_run"] == "shared"
+    show(fresh, "Reconstructions")
+    assert len([t for t in traces(fresh) if t["type"] == "heatmap"]) == 18
+    linked = app({"run": "shared", "view": "What is p(x)?"})  # a link to a saved run opens it in that view
+    assert not linked.exception and not linked.main.warning and open_tab(linked).label == "What is p(x)?"
+    assert "log p(x) (quadrature)" in [m.label for m in linked.metric]
+
+
+def test_point_data_and_the_exact_linear_gaussian_log_px(runs):
+    at = app({"dataset": "linear_gaussian", "likelihood": "gaussian", "network": "linear", "sigma": "0.5"})
+    at = train(at, epochs=1)
+    assert not at.exception and "Last training: **completed**" in texts(at.sidebar.caption)
+    show(at, "What is p(x)?")
+    assert not at.exception and "log p(x) (exact)" in [m.label for m in at.metric]
+    assert "exact: the model is linear-Gaussian" in texts(at.markdown)
+    for label in LABELS:
+        show(at, label)
+        assert not at.exception, label
+    show(at, "Reconstructions")
+    assert {"E[x|z] (decoder output)", "x' ~ p(x|z) (sample)"} <= {t.get("name") for t in traces(at)}
+    at.sidebar.selectbox(key="w_dataset").select("two_moons").run()
+    at.sidebar.selectbox(key="w_network").select("mlp").run()
+    at = train(at, epochs=1)
+    show(at, "Latent space")
+    assert not at.exception and "z1 fixed" in {t.get("name") for t in traces(at)}  # the decoded latent grid
+
+
+def test_categorical_on_fashion_mnist_explains_the_256_levels(runs):
+    at = app()
+    if "fashion_mnist" not in at.sidebar.selectbox(key="w_dataset").options:
+        pytest.skip("fashion_mnist is not installed here")
+    at.sidebar.selectbox(key="w_dataset").select("fashion_mnist").run()
+    at.sidebar.selectbox(key="w_likelihood").select("categorical").run()
+    assert "256 grey levels" in texts(at.sidebar.info) and "256 decoder outputs per pixel" in texts(at.sidebar.info)
+
+
+def test_streamlit_rerun_cleanup_no_longer_resets_keras():
+    """Streamlit calls keras.backend.clear_session() after every run; the dashboard keeps Keras' state instead."""
+    import keras
+
+    from dashboard.jobs import keep_keras_state
+
+    keep_keras_state()
+    keep_keras_state()  # idempotent
+
+    def _clean_problem_modules():  # the name of Streamlit's cleanup function
+        keras.backend.clear_session()
+
+    keras.layers.Dense(1)
+    before = keras.layers.Dense(1).name
+    _clean_problem_modules()
+    assert keras.layers.Dense(1).name != "dense"  # the name counter survived
+    keras.backend.clear_session()  # anyone else still gets the real clear_session
+    assert keras.layers.Dense(1).name == "dense" and before != "dense"

@@ -1,0 +1,332 @@
+"""Sharing a setup or a trained run: a link's query parameters <-> `RunConfig`, and run bundles (zip files).
+
+    config_to_query(config)          -> {"likelihood": "gaussian", "latent_dim": "4"}   only non-default fields
+    config_from_query(params)        -> (RunConfig, warnings)   a bad key or value never raises: it is named in a
+                                        warning (key, value, what is allowed) and that field keeps its default
+    export_bundle(run)               -> zip bytes: config.json, data.json, metrics.json, history.jsonl,
+                                        weights.weights.h5
+    import_bundle(data, root)        -> Run, or BundleError saying what is wrong with the file
+
+A bundle is data only. Importing one never unpickles or executes anything: the zip must hold exactly the five
+expected members (no folders, no paths, no links), each within a size cap (so a zip bomb stops early), the JSON is
+parsed strictly and the config validated, and the weights must be an HDF5 file whose arrays fit the model that the
+config describes. Everything is checked before a run folder is created, so a rejected file leaves nothing on disk.
+
+The config side imports no TensorFlow; `import_bundle` loads it to check the weights.
+"""
+
+import io
+import json
+import math
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import fields
+from pathlib import Path
+
+from vae_tfp.config import LIKELIHOOD_HELP, RunConfig
+
+# --- links ------------------------------------------------------------------------------------------------------
+NOT_IN_LINKS = ("version",)
+LINK_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in NOT_IN_LINKS)
+_DEFAULT = RunConfig()
+MAX_SHOWN = 80  # characters of a bad value quoted in a warning
+
+
+def _to_text(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)  # shortest round-tripping form: 0.001, 1e-05
+    return str(value)
+
+
+def config_to_query(config: RunConfig) -> dict[str, str]:
+    """The fields of `config` that differ from the defaults, as query-string text (hidden as "256,128")."""
+    return {name: _to_text(getattr(config, name)) for name in LINK_FIELDS
+            if getattr(config, name) != getattr(_DEFAULT, name)}
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
+
+
+def config_from_query(params, *, datasets=None, ignore=()) -> tuple[RunConfig, list[str]]:
+    """Read a config from query parameters ({key: text}, or {key: [texts]} where the last one counts).
+
+    Keys in `ignore` belong to someone else (e.g. the selected view) and are skipped. With `datasets` given, the
+    dataset must be one of those names (a link must not point the server at a local path). Never raises: each
+    unknown key or invalid value becomes a warning and that field keeps its default.
+    """
+    warnings, accepted = [], {}
+    for key, value in dict(params).items():
+        if key in ignore:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = value[-1] if value else ""
+        if key not in LINK_FIELDS:
+            warnings.append(f"Unknown link parameter {key!r} (value {_shown(value)}) was ignored; "
+                            f"allowed: {', '.join(LINK_FIELDS)}.")
+            continue
+        if key == "dataset" and datasets is not None and value not in datasets:
+            warnings.append(f"Link parameter dataset={_shown(value)} was ignored: allowed: {', '.join(datasets)}; "
+                            f"using the default {_DEFAULT.dataset!r}.")
+            continue
+        try:  # each field alone first, so the warning names the field that is wrong
+            RunConfig.from_dict({key: value})
+        except ValueError as err:
+            warnings.append(f"Link parameter {key}={_shown(value)} was ignored: {err}; "
+                            f"using the default {_to_text(getattr(_DEFAULT, key))!r}.")
+            continue
+        accepted[key] = value
+    config = _DEFAULT
+    for key in LINK_FIELDS:  # then together, in field order: a combination that is not allowed drops the later key
+        if key in accepted:
+            try:
+                config = RunConfig.from_dict({**_changed(config), key: accepted[key]})
+            except ValueError as err:
+                warnings.append(f"Link parameter {key}={_shown(accepted[key])} was ignored: {err}.")
+    return config, warnings
+
+
+def _changed(config: RunConfig) -> dict:
+    return {k: v for k, v in config.to_dict().items()
+            if k in LINK_FIELDS and getattr(config, k) != getattr(_DEFAULT, k)}
+
+
+# --- bundles ----------------------------------------------------------------------------------------------------
+MEMBERS = ("config.json", "data.json", "metrics.json", "history.jsonl", "weights.weights.h5")
+MAX_BUNDLE_BYTES = 50 * 1024 * 1024  # the zip itself (the dashboard's upload cap is the same)
+MAX_MEMBER_BYTES = {  # unpacked sizes: a member that inflates past its cap is refused while reading
+    "config.json": 64 * 1024, "data.json": 256 * 1024, "metrics.json": 4 * 1024 * 1024,
+    "history.jsonl": 32 * 1024 * 1024, "weights.weights.h5": 200 * 1024 * 1024,
+}
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+DATA_KEYS = {"dataset": str, "kind": str, "event_shape": list, "levels": (int, type(None)), "representation": str,
+             "note": str, "n_train": int, "n_test": int, "label_names": (list, type(None))}
+REQUIRED_DATA_KEYS = ("dataset", "kind", "event_shape", "levels", "representation")
+
+
+class BundleError(ValueError):
+    """The uploaded file is not a run bundle this version can open; the message says why."""
+
+
+def export_bundle(run) -> bytes:
+    """The run as a zip (bytes): config, data description, metrics, history and weights. Nothing executable."""
+    if not run.has_weights():
+        raise BundleError(f"run {run.name!r} has no weights yet; train it (or wait for its first checkpoint)")
+    texts = {"config.json": run.config().to_json(),
+             "data.json": (run.path / "data.json").read_text(),
+             "metrics.json": json.dumps(run.metrics(), indent=2, sort_keys=True),
+             "history.jsonl": "".join(json.dumps(r) + "\n" for r in run.history())}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, text in texts.items():
+            zf.writestr(name, text)
+        zf.writestr("weights.weights.h5", run.weights_path.read_bytes())
+    return buffer.getvalue()
+
+
+def import_bundle(data: bytes, root=None, *, name: str | None = None, datasets=None,
+                  max_bytes: int = MAX_BUNDLE_BYTES):
+    """Check a bundle and store it as a new run under `root`; returns the `Run`. Raises `BundleError` (a
+    ValueError) saying what is wrong; nothing is written unless every check passes.
+
+    `datasets`: the data set names a bundle may name (default: the built-in registry), so an uploaded config
+    cannot point the server at a local file.
+    """
+    from vae_tfp.data import DATASETS
+
+    members = _read_members(data, max_bytes)
+    config = _config_from(members["config.json"])
+    allowed = tuple(datasets) if datasets is not None else tuple(DATASETS)
+    if config.dataset not in allowed:
+        raise BundleError(f"config.json names the data set {config.dataset!r}; a bundle must use a built-in data "
+                          f"set ({', '.join(allowed)})")
+    info = _data_info_from(members["data.json"], config)
+    metrics = _strict_json(members["metrics.json"], "metrics.json")
+    if not isinstance(metrics, dict):
+        raise BundleError("metrics.json must hold a JSON object")
+    history = _history_from(members["history.jsonl"])
+    weights = members["weights.weights.h5"]
+    if not weights.startswith(HDF5_MAGIC):
+        raise BundleError("weights.weights.h5 is not an HDF5 file (it does not start with the HDF5 signature)")
+
+    scratch = Path(tempfile.mkdtemp(prefix="vae-tfp-bundle-"))
+    try:
+        path = scratch / "weights.weights.h5"
+        path.write_bytes(weights)
+        _check_weights(path, config, info)
+        return _store(config, info, metrics, history, path, root, name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
+    if not isinstance(data, (bytes, bytearray)):
+        raise BundleError(f"a bundle must be bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise BundleError(f"the file is {len(data) / 2**20:.1f} MB; bundles may be at most {max_bytes / 2**20:.0f} MB")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise BundleError("the file is not a zip file; a run bundle is the zip that 'Download run bundle' gives") \
+            from None
+    with zf:
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        unexpected = sorted(set(names) - set(MEMBERS))
+        missing = [m for m in MEMBERS if m not in names]
+        if unexpected or missing or len(names) != len(MEMBERS):
+            parts = []
+            if unexpected:
+                parts.append(f"unexpected member(s) {', '.join(map(repr, unexpected))[:300]}")
+            if missing:
+                parts.append(f"missing {', '.join(missing)}")
+            if len(names) != len(set(names)):
+                parts.append("duplicate member names")
+            raise BundleError(f"not a run bundle: {'; '.join(parts)}. A bundle holds exactly {', '.join(MEMBERS)}")
+        out = {}
+        for info in infos:
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip does not say (plain file)
+            if info.is_dir() or kind not in (0, stat.S_IFREG):
+                raise BundleError(f"member {info.filename!r} is not a plain file (a folder or a link)")
+            if info.flag_bits & 0x1:
+                raise BundleError(f"member {info.filename!r} is encrypted")
+            cap = MAX_MEMBER_BYTES[info.filename]
+            if info.file_size > cap:
+                raise BundleError(f"member {info.filename!r} unpacks to {info.file_size} bytes; the cap is {cap}")
+            try:
+                with zf.open(info) as f:
+                    blob = f.read(cap + 1)  # the header's size may lie: stop reading at the cap
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
+                raise BundleError(f"member {info.filename!r} cannot be read: {err}") from None
+            if len(blob) > cap:
+                raise BundleError(f"member {info.filename!r} unpacks to more than {cap} bytes (a zip bomb?)")
+            out[info.filename] = blob
+    return out
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"duplicate key(s) {sorted({k for k in keys if keys.count(k) > 1})}")
+    return dict(pairs)
+
+
+def _strict_json(blob: bytes, what: str):
+    try:
+        return json.loads(blob.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise BundleError(f"{what} is not UTF-8 text") from None
+    except ValueError as err:  # JSONDecodeError is a ValueError
+        raise BundleError(f"{what} is not valid JSON: {err}") from None
+
+
+def _config_from(blob: bytes) -> RunConfig:
+    d = _strict_json(blob, "config.json")
+    try:
+        return RunConfig.from_dict(d)
+    except ValueError as err:
+        raise BundleError(f"config.json is not a valid config: {err}") from None
+
+
+def _data_info_from(blob: bytes, config: RunConfig) -> dict:
+    info = _strict_json(blob, "data.json")
+    if not isinstance(info, dict):
+        raise BundleError("data.json must hold a JSON object")
+    unknown = sorted(set(info) - set(DATA_KEYS))
+    missing = [k for k in REQUIRED_DATA_KEYS if k not in info]
+    if unknown or missing:
+        raise BundleError(f"data.json: unknown keys {unknown}, missing keys {missing}; allowed: {sorted(DATA_KEYS)}")
+    for key, kind in DATA_KEYS.items():
+        if key in info and (not isinstance(info[key], kind) or isinstance(info[key], bool)):
+            raise BundleError(f"data.json: {key} has the wrong type ({type(info[key]).__name__})")
+    shape = info["event_shape"]
+    if not 1 <= len(shape) <= 3 or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 4096
+                                           for d in shape) or math.prod(shape) > 2**22:
+        raise BundleError(f"data.json: event_shape {shape!r} must be 1 to 3 sizes between 1 and 4096")
+    representation = LIKELIHOOD_HELP[config.likelihood][1]
+    if info["representation"] != representation:
+        raise BundleError(f"data.json says the data is {info['representation']!r}, but the {config.likelihood} "
+                          f"likelihood needs {representation!r}")
+    levels = info["levels"]
+    if representation == "levels" and not (isinstance(levels, int) and 2 <= levels <= 65536):
+        raise BundleError(f"data.json: the {config.likelihood} likelihood needs levels between 2 and 65536, "
+                          f"got {levels!r}")
+    if info["kind"] not in ("image", "points"):
+        raise BundleError(f"data.json: kind must be 'image' or 'points', got {info['kind']!r}")
+    labels = info.get("label_names")
+    if labels is not None and (len(labels) > 1000 or not all(isinstance(v, str) and len(v) <= 100 for v in labels)):
+        raise BundleError("data.json: label_names must be at most 1000 short strings")
+    return info
+
+
+def _history_from(blob: bytes) -> list[dict]:
+    try:
+        lines = blob.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise BundleError("history.jsonl is not UTF-8 text") from None
+    records = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        record = _strict_json(line.encode(), f"history.jsonl line {i}")
+        if not isinstance(record, dict):
+            raise BundleError(f"history.jsonl line {i} must be a JSON object")
+        records.append(record)
+    return records
+
+
+def _check_weights(path: Path, config: RunConfig, info: dict) -> None:
+    """The HDF5 file's arrays must be exactly the model's variables (same count and shapes), then load."""
+    import h5py
+
+    from vae_tfp.model import build_vae
+
+    try:
+        model = build_vae(config, tuple(info["event_shape"]), info["levels"])
+    except ValueError as err:
+        raise BundleError(f"config.json and data.json do not describe a model this version can build: {err}") \
+            from None
+    try:
+        with h5py.File(path, "r") as f:
+            saved = []
+            f.visititems(lambda _, obj: saved.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset) else None)
+    except OSError as err:
+        raise BundleError(f"weights.weights.h5 is not a readable HDF5 file: {err}") from None
+    expected = [tuple(int(d) for d in w.shape) for w in model.weights]
+    if sorted(saved) != sorted(expected):
+        raise BundleError(f"weights.weights.h5 holds {len(saved)} arrays that do not fit the model in config.json "
+                          f"({len(expected)} variables): the weights belong to a different architecture")
+    try:
+        model.load_weights(str(path))
+    except Exception as err:  # noqa: BLE001 - any failure to load means "does not fit"
+        raise BundleError(f"weights.weights.h5 does not load into the model in config.json: "
+                          f"{str(err).splitlines()[0][:300]}") from None
+
+
+def _store(config, info, metrics, history, weights_path: Path, root, name):
+    from vae_tfp.runs import atomic_write_json, atomic_write_text, create_run, safe_name
+
+    base = f"imported-{Path(config.dataset).stem}-{config.likelihood}-z{config.latent_dim}"
+    try:
+        base = safe_name(name) if name else base
+    except ValueError:
+        pass
+    run = create_run(config, root, base)
+    try:
+        atomic_write_json(run.path / "data.json", info)
+        atomic_write_json(run.path / "metrics.json", metrics | {"imported": True})
+        atomic_write_text(run.path / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        shutil.copyfile(weights_path, run.weights_path)
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise
+    return run
