@@ -21,9 +21,9 @@ KL_METHODS = ("analytic", "mc")
 BINARIZATIONS = ("dynamic", "static", "threshold")
 LR_SCHEDULES = ("constant", "cosine")
 
-# What each likelihood models and the data representation it needs: a TF-free mirror of
-# `vae_tfp.likelihoods.LIKELIHOODS[name].models` / `.representation`, so the dashboard can explain a choice before
-# TensorFlow has loaded (tests/test_sharing.py checks that the two agree).
+# What each likelihood models and the data representation it needs. The likelihood registry
+# (`vae_tfp.likelihoods.LIKELIHOODS`) reads its entries' text from here, so the dashboard can explain a choice before
+# TensorFlow has loaded.
 LIKELIHOOD_HELP = {
     "bernoulli": ("binary pixels; grey data is binarized first", "binary"),
     "continuous_bernoulli": ("intensities in [0, 1] (the normalised fix for a Bernoulli on grey pixels)", "unit"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_tfp._tf import keras, tf, tfd
+from vae_tfp.config import LIKELIHOOD_HELP
 from vae_tfp.errors import choose
 
 SIGMA_MODES = ("fixed", "shared", "per_dim")
@@ -69,27 +70,22 @@ def _level_probs_mean(dist, levels):
     return tf.tensordot(tf.range(levels, dtype=tf.float32), probs, axes=[[0], [0]])
 
 
+def _spec(name, params_per_dim, build, mean, **flags) -> LikelihoodSpec:
+    """A registry entry; what it models and the representation it needs come from `config.LIKELIHOOD_HELP` (kept
+    there so the dashboard can explain a choice before TensorFlow loads)."""
+    models, representation = LIKELIHOOD_HELP[name]
+    return LikelihoodSpec(name, models, representation, params_per_dim, build, mean, **flags)
+
+
 LIKELIHOODS = {
-    "bernoulli": LikelihoodSpec(
-        "bernoulli", "binary pixels; grey data is binarized first", "binary", lambda levels: 1, _bernoulli,
-        lambda d, levels: d.probs_parameter(),
-    ),
-    "continuous_bernoulli": LikelihoodSpec(
-        "continuous_bernoulli", "intensities in [0, 1] (the normalised fix for a Bernoulli on grey pixels)", "unit",
-        lambda levels: 1, _continuous_bernoulli, lambda d, levels: d.mean(),
-    ),
-    "gaussian": LikelihoodSpec(
-        "gaussian", "real values (pixels scaled to [0, 1]); sigma fixed or learned", "real", lambda levels: 1,
-        _gaussian, lambda d, levels: d.mean(), has_sigma=True,
-    ),
-    "categorical": LikelihoodSpec(
-        "categorical", "K intensity levels per pixel, a softmax over levels", "levels", lambda levels: int(levels),
-        _categorical, _level_probs_mean, needs_levels=True,
-    ),
-    "discretized_logistic": LikelihoodSpec(
-        "discretized_logistic", "K intensity levels per pixel as a quantized logistic", "levels", lambda levels: 2,
-        _discretized_logistic, _level_probs_mean, needs_levels=True,
-    ),
+    "bernoulli": _spec("bernoulli", lambda levels: 1, _bernoulli, lambda d, levels: d.probs_parameter()),
+    "continuous_bernoulli": _spec("continuous_bernoulli", lambda levels: 1, _continuous_bernoulli,
+                                  lambda d, levels: d.mean()),
+    "gaussian": _spec("gaussian", lambda levels: 1, _gaussian, lambda d, levels: d.mean(), has_sigma=True),
+    "categorical": _spec("categorical", lambda levels: int(levels), _categorical, _level_probs_mean,
+                         needs_levels=True),
+    "discretized_logistic": _spec("discretized_logistic", lambda levels: 2, _discretized_logistic,
+                                  _level_probs_mean, needs_levels=True),
 }
 
 
