@@ -4,8 +4,9 @@ Run from the repository root (so that `vae_tfp` and `dashboard` import):
 
     .venv/bin/python -m streamlit run dashboard/app.py
 
-This file only wires: session state, the sidebar (-> one RunConfig, mirrored into the URL), the first paint, the
-live training progress and one tab per view. Only the open tab computes; TensorFlow loads after the first paint.
+This file only wires: session state, the title (drawn first, so it paints before the sidebar has loaded a data set),
+the sidebar (-> one RunConfig, mirrored into the URL), the data preview, the live training progress and one tab per
+view. Only the open tab computes; TensorFlow loads after the first paint.
 """
 
 import streamlit as st
@@ -16,8 +17,9 @@ from dashboard.views import LABELS, VIEWS, training
 st.set_page_config(page_title="vae-tfp dashboard", page_icon=":material/blur_on:", layout="wide")
 state.init()
 sidebar.read_link(LABELS)
+intro.header()
 sidebar.render()
-intro.render()
+intro.preview()
 training.progress()
 for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
     if tab.open:  # lazy tabs: only the open view computes

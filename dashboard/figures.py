@@ -29,7 +29,9 @@ def chart(fig: go.Figure, *, key: str, config: dict, width="stretch"):
     """Draw a figure with our own colours (Streamlit's chart theme would recolour the greys and the contours)."""
     import streamlit as st
 
-    fig.update_layout(template="plotly_white", font=dict(family=FONT, color=TEXT_C, size=13))
+    if not getattr(fig, "_styled", False):  # once: a figure memoized by a view is drawn again on later reruns
+        fig.update_layout(template="plotly_white", font=dict(family=FONT, color=TEXT_C, size=13))
+        fig._styled = True
     return st.plotly_chart(fig, theme=None, config=config, key=key, width=width)
 
 

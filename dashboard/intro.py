@@ -16,6 +16,12 @@ then look at each part in the views below.
 
 
 def render() -> None:
+    header()
+    preview()
+
+
+def header() -> None:
+    """Title, explanation and messages: no data set is needed, so this paints first."""
     st.title("vae-tfp · variational autoencoders, inspected")
     st.markdown(EXPLANATION)
     for level, text in st.session_state.get("flash", []):
@@ -27,6 +33,10 @@ def render() -> None:
         if st.button("Dismiss", key="dismiss_link_warnings"):
             st.session_state["link_warnings"] = []
             st.rerun()
+
+
+def preview() -> None:
+    """The chosen data set (after the sidebar, which settles the dataset widget)."""
     _preview(st.session_state.get("w_dataset", "digits"))
 
 

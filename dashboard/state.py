@@ -3,13 +3,14 @@
     st.session_state["job"]         this session's TrainingJob (a background thread) or None
     st.session_state["follow_job"]  True while the views show the job's model (False after picking a saved run)
     st.session_state["loaded"]      the one saved run loaded for the views: {"key", "model", "dataset", "data", ...}
-    st.session_state["memo"]        a small LRU of view results, keyed by the model and the view's inputs
+    st.session_state["memo"]        a small LRU of view results and their figures, keyed by the model and the inputs
 
 Models live in session state, so two browser sessions never see or disturb each other's models; only read-only
 data sets are shared between sessions (`st.cache_resource`). Memory stays flat: one job, one loaded run and a
 bounded memo per session. Nothing here imports TensorFlow at module level.
 """
 
+import gc
 import importlib
 import os
 import threading
@@ -21,7 +22,7 @@ import streamlit as st
 from dashboard.jobs import keep_keras_state
 from vae_tfp.runs import get_run, list_runs, runs_root
 
-MEMO_SIZE = 24
+MEMO_SIZE = 48  # view results and the figures built from them
 NO_RUN = "—"
 SYNC_ENV = "VAE_TFP_DASHBOARD_SYNC"  # "1": Train runs in the page's own thread (AppTest), not a background one
 
@@ -50,9 +51,27 @@ def prewarm() -> None:
 
 
 def load_tensorflow() -> None:
-    """Import TensorFlow and Keras (through vae_tfp.views) and keep Streamlit from resetting Keras between reruns."""
+    """Import TensorFlow and Keras (through vae_tfp.views) and keep Streamlit from resetting Keras between reruns.
+
+    The first time, the objects alive then (TensorFlow's ~500k module-level objects, which live as long as the
+    process) are moved out of the garbage collector's sight with `gc.freeze()`: Streamlit runs a full collection
+    after every script and fragment run (`runner.postScriptGC`), which otherwise takes ~0.2 s per rerun once
+    TensorFlow is loaded and holds up the rerun's messages."""
     importlib.import_module("vae_tfp.views")
     keep_keras_state()
+    _freeze_once()
+
+
+_frozen = threading.Lock()
+_frozen_done = []
+
+
+def _freeze_once() -> None:
+    with _frozen:
+        if not _frozen_done:
+            gc.collect()  # what is garbage now is freed, not frozen
+            gc.freeze()
+            _frozen_done.append(True)
 
 
 def vae_views():
@@ -102,6 +121,12 @@ def memo(token, name: str, args: tuple, compute):
     while len(cache) > MEMO_SIZE:
         cache.popitem(last=False)
     return value
+
+
+def figure(token, name: str, args: tuple, build):
+    """A view's Plotly figure, built once per (model, figure, inputs) in this session: building a figure of many
+    traces costs 10-100 ms, so a rerun that changes another widget reuses it. `args` must hold every input."""
+    return memo(token, f"figure:{name}", args, build)
 
 
 # --- the model the views show -------------------------------------------------------------------------------------

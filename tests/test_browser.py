@@ -174,6 +174,7 @@ def test_dashboard_in_chromium(tab, server):
     page.get_by_test_id("stSidebar").get_by_text("Likelihood p(x|z)").wait_for()
     assert first_paint < 20, f"first paint took {first_paint:.1f} s"
     settle(page)
+    page.locator(".js-plotly-plot .hm image").first.wait_for()  # the data preview (the title paints before it)
     shoot(page, "0-first-paint")
 
     pick(page, "Likelihood", "gaussian")

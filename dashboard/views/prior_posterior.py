@@ -44,8 +44,9 @@ def render() -> None:
         c1, c2 = st.columns(2)
         for col, dec, name in ((c1, prior, "z ~ p(z): the prior"), (c2, post, "z ~ q(z|x): test images")):
             with col:
-                fig = figures.image_grid(dec.sample if use_sample else dec.mean, cols=4, zmin=zmin, zmax=zmax,
-                                         px=figures.cell_pixels(x_test.shape[1:], 96), title=name)
+                fig = state.figure(token, "pp_decodes", (name, n_dec, use_sample), lambda: figures.image_grid(
+                    dec.sample if use_sample else dec.mean, cols=4, zmin=zmin, zmax=zmax,
+                    px=figures.cell_pixels(x_test.shape[1:], 96), title=name))
                 figures.chart(fig, width="content", config=figures.plot_config("decodes"), key=f"pp_{name[:5]}")
         st.caption("Left: codes drawn from the prior — what the model generates. Right: codes drawn from the "
                    "encoder's q(z|x) for test images — what the model reconstructs. Where the prior puts mass that "
@@ -67,19 +68,21 @@ def render() -> None:
     n = min(N_SCATTER, len(x_test))
     scatter = state.memo(token, "latent_scatter", (dims, n), lambda: views.latent_scatter(
         model, x_test[:n], None if y_test is None else y_test[:n], dims=dims))
-    figures.chart(figures.latent_scatter(scatter, which, act.info.get("label_names")),
-                    config=figures.plot_config("latent-scatter"), key="pp_scatter")
+    figures.chart(state.figure(token, "pp_scatter", (dims, n, which),
+                               lambda: figures.latent_scatter(scatter, which, act.info.get("label_names"))),
+                  config=figures.plot_config("latent-scatter"), key="pp_scatter")
 
     st.subheader("Aggregate posterior q(z) = mean over x of q(z|x), per dimension, against p(z)")
     agg = state.memo(token, "aggregate", (n,), lambda: views.aggregate_posterior(model, x_test[:n]))
-    figures.chart(figures.aggregate_histograms(agg), config=figures.plot_config("aggregate-posterior"),
-                    key="pp_agg")
+    figures.chart(state.figure(token, "pp_agg", (n,), lambda: figures.aggregate_histograms(agg)),
+                  config=figures.plot_config("aggregate-posterior"), key="pp_agg")
     if latent > len(agg.dims):
         st.caption(f"The first {len(agg.dims)} of {latent} dimensions.")
 
     st.subheader("KL per dimension and active units")
     usage = state.memo(token, "usage", (n,), lambda: views.latent_usage(model, x_test[:n]))
-    figures.chart(figures.latent_usage(usage), config=figures.plot_config("latent-usage"), key="pp_usage")
+    figures.chart(state.figure(token, "pp_usage", (n,), lambda: figures.latent_usage(usage)),
+                  config=figures.plot_config("latent-usage"), key="pp_usage")
     st.caption(f"{usage.n_active} of {latent} latent dimensions are active (their posterior mean varies with x: "
                f"Cov_x(E_q[z_j]) > {usage.threshold}). An inactive dimension has q(z_j|x) ≈ p(z_j) for every x and "
                f"a KL near 0: it carries no information. Total KL: {np.sum(usage.kl_per_dim):.2f} nats.")
