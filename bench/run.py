@@ -46,11 +46,10 @@ QUICK = dict(dataset="digits", hidden=(32, 16), latent=2, gemm_n=256, repeats=2,
 
 def run_benchmarks(quick: bool = False, print_table: bool = True, settings: dict | None = None) -> dict:
     """Measure items 1-5 (see the module docstring) and return them as one flat-ish dict (JSON-serialisable)."""
-    from vae_tfp.data import load, prepare
-    from vae_tfp.evaluation import log_px_importance
-
     from bench.baseline_keras import baseline_images_per_second
     from bench.trainer_speed import TrainerProbe
+    from vae_tfp.data import load, prepare
+    from vae_tfp.evaluation import log_px_importance
 
     s = dict(QUICK if quick else FULL, **(settings or {}))
     t_start = time.perf_counter()
@@ -136,7 +135,7 @@ def run_benchmarks(quick: bool = False, print_table: bool = True, settings: dict
 def format_table(r: dict) -> str:
     """Plain-text table of a `run_benchmarks` result."""
     g = r["gemm_gflops"]
-    rows = [("fp32 GEMM (n=%d)" % r["gemm_n"], f"{g:.0f} GFLOP/s", "1.00")]
+    rows = [(f"fp32 GEMM (n={r['gemm_n']})", f"{g:.0f} GFLOP/s", "1.00")]
     for bs, d in r["by_batch_size"].items():
         rows += [(f"trainer fp32, batch {bs}", f"{d['train_images_per_second']:.0f} img/s",
                   f"{d['train_fraction_of_gemm']:.2f}"),

@@ -190,3 +190,13 @@ def active() -> Active:
 
 def saved_runs() -> list[dict]:
     return list_runs(root())
+
+
+def ready() -> "Active | None":
+    """The active model for a view, or None after saying on the page why there is none yet."""
+    act = active()
+    if not act.ready:
+        st.info(act.message)
+        return None
+    return act
+

@@ -4,7 +4,8 @@ Starts `python -m streamlit run dashboard/app.py` on a free port with a temporar
 first paint comes quickly, switches the likelihood in the sidebar, trains on digits, checks that the page stays
 live while training, finds the ELBO chart and the reconstruction images, visits every view and trains a second
 likelihood for the comparison. Full-page screenshots (tall viewport: Streamlit scrolls inside its own container)
-go to artifacts/screenshots/; small copies of one per view go to docs/screenshots/ for the README.
+go to artifacts/screenshots/; small copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/
+for the README with VAE_TFP_DOC_SCREENSHOTS=1.
 
     .venv/bin/pytest -m browser tests/test_browser.py
 """
@@ -26,7 +27,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "artifacts" / "screenshots"
-DOCS = ROOT / "docs" / "screenshots"
+# small copies for the README: docs/screenshots/ only when asked (VAE_TFP_DOC_SCREENSHOTS=1), so that a test run
+# leaves the working tree clean
+DOCS = ROOT / "docs" / "screenshots" if os.environ.get("VAE_TFP_DOC_SCREENSHOTS") == "1" else SHOTS / "small"
 DOC_WIDTH = 900  # pixels of the README copies
 VIEWS = {  # tab label -> (file stem, a text that shows the view has drawn)
     "Training": ("1-training", "Training curves ("),

@@ -12,9 +12,8 @@ STEPS = 9
 
 
 def render() -> None:
-    act = state.active()
-    if not act.ready:
-        st.info(act.message)
+    act = state.ready()
+    if act is None:
         return
     views = state.vae_views()
 

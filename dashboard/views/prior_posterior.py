@@ -13,9 +13,8 @@ N_SCATTER = 2000
 
 
 def render() -> None:
-    act = state.active()
-    if not act.ready:
-        st.info(act.message)
+    act = state.ready()
+    if act is None:
         return
     views = state.vae_views()
 
@@ -44,9 +43,11 @@ def render() -> None:
         c1, c2 = st.columns(2)
         for col, dec, name in ((c1, prior, "z ~ p(z): the prior"), (c2, post, "z ~ q(z|x): test images")):
             with col:
-                fig = state.figure(token, "pp_decodes", (name, n_dec, use_sample), lambda: figures.image_grid(
-                    dec.sample if use_sample else dec.mean, cols=4, zmin=zmin, zmax=zmax,
-                    px=figures.cell_pixels(x_test.shape[1:], 96), title=name))
+                def grid(dec=dec, name=name):
+                    return figures.image_grid(dec.sample if use_sample else dec.mean, cols=4, zmin=zmin, zmax=zmax,
+                                              px=figures.cell_pixels(x_test.shape[1:], 96), title=name)
+
+                fig = state.figure(token, "pp_decodes", (name, n_dec, use_sample), grid)
                 figures.chart(fig, width="content", config=figures.plot_config("decodes"), key=f"pp_{name[:5]}")
         st.caption("Left: codes drawn from the prior — what the model generates. Right: codes drawn from the "
                    "encoder's q(z|x) for test images — what the model reconstructs. Where the prior puts mass that "

@@ -24,9 +24,8 @@ def image_index(n_test: int, label: str = "Test image #") -> int:
 
 
 def render() -> None:
-    act = state.active()
-    if not act.ready:
-        st.info(act.message)
+    act = state.ready()
+    if act is None:
         return
     views = state.vae_views()
 

@@ -59,9 +59,8 @@ def render() -> None:
     if job is not None and job.running and st.session_state.get("follow_job"):
         _live_curve(job)
         return
-    act = state.active()
-    if not act.ready:
-        st.info(act.message)
+    act = state.ready()
+    if act is None:
         return
     history_curves = state.vae_views().history_curves
     records = act.run.history() if act.run is not None else []

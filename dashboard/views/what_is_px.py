@@ -17,9 +17,8 @@ METHOD_WORDS = {
 
 
 def render() -> None:
-    act = state.active()
-    if not act.ready:
-        st.info(act.message)
+    act = state.ready()
+    if act is None:
         return
     views = state.vae_views()
 
