@@ -179,7 +179,18 @@ def _grid(center, half, size):
     return axes, mesh
 
 
-def _log_joint_on(model, x1, mesh) -> np.ndarray:
+def grid_moments(axes, log_density) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation per latent dimension of a log density on a grid (indexing "ij"), normalised here."""
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # [G, (G,) latent]
+    p = np.exp(log_density - np.max(log_density))
+    p = p / p.sum()  # cell probabilities
+    mean = np.array([np.sum(p * mesh[..., i]) for i in range(len(axes))])
+    var = np.array([np.sum(p * (mesh[..., i] - mean[i]) ** 2) for i in range(len(axes))])
+    return mean, np.sqrt(np.maximum(var, 0))
+
+
+def log_joint_on(model, x1, mesh) -> np.ndarray:
+    """log p(x1|z) + log p(z) at every grid point of mesh [G, (G,) latent] -> [G, (G,)] (float64)."""
     z = tf.constant(mesh.reshape(-1, mesh.shape[-1]), tf.float32)  # [P, L]
     chunk = decode_chunk(model, 4096)
     out = []
@@ -207,12 +218,10 @@ def posterior_grid(model, x1, size: int | None = None, refine: int = 4) -> GridP
     center, half = samples.mean(0), 6.0 * samples.std(0) + 1e-3
     for _ in range(refine + 1):
         axes, mesh = _grid(center, half, size)
-        log_joint = _log_joint_on(model, x1, mesh)  # [G] or [G, G]
+        log_joint = log_joint_on(model, x1, mesh)  # [G] or [G, G]
         cell = np.prod([a[1] - a[0] for a in axes])
         log_px = float(_logsumexp(log_joint.reshape(-1), axis=0) + math.log(cell))
-        post = np.exp(log_joint - log_px) * cell  # cell probabilities
-        mean = np.array([np.sum(post * mesh[..., i]) for i in range(latent)])
-        std = np.sqrt(np.maximum([np.sum(post * (mesh[..., i] - mean[i]) ** 2) for i in range(latent)], 0))
+        mean, std = grid_moments(axes, log_joint)
         new_half = np.maximum(7.0 * std, 4.0 * np.array([a[1] - a[0] for a in axes]))
         if np.all(new_half >= 0.7 * half):
             break
@@ -253,12 +262,12 @@ def kl_per_dimension(model, x, n_samples: int = 64) -> np.ndarray:
 
 def _marginal_kl_mc(q, prior, n_samples):
     q_marg = tfd.Normal(q.mean(), q.stddev())  # batch [batch, latent]
-    p_marg = _prior_marginals(prior)
+    p_marg = prior_marginals(prior)
     z = q_marg.sample(n_samples, seed=0)  # [S, batch, latent]
     return tf.reduce_mean(q_marg.log_prob(z) - p_marg.log_prob(z), axis=0)
 
 
-def _prior_marginals(prior):
+def prior_marginals(prior):
     """The prior's one-dimensional marginals, batch [latent]."""
     if isinstance(prior, tfd.MixtureSameFamily):
         comp = prior.components_distribution  # batch [K], event [latent]
@@ -272,6 +281,7 @@ def _prior_marginals(prior):
 
 __all__ = [
     "log_weights", "log_px_importance", "iwae_curve", "LinearGaussian", "linear_gaussian", "is_linear_gaussian",
-    "exact_log_px", "exact_posterior", "posterior_grid", "decode_chunk", "log_px_quadrature", "active_units",
+    "exact_log_px", "exact_posterior", "posterior_grid", "grid_moments", "log_joint_on", "prior_marginals",
+    "decode_chunk", "log_px_quadrature", "active_units",
     "kl_per_dimension", "log_mean_exp",
 ]

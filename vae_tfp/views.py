@@ -143,7 +143,7 @@ def aggregate_posterior(model, x, dims=None, bins: int = 40, n_samples: int = 4,
     dims = tuple(range(min(model.latent_dim, 16))) if dims is None else tuple(dims)
     z = _np(model.encode(np.asarray(x, np.float32)).sample(n_samples, seed=_seed(seed)))  # [S, n, latent]
     z = z.reshape(-1, model.latent_dim)[:, dims]  # [S n, d]
-    marginals = evaluation._prior_marginals(model.prior_distribution())  # batch [latent]
+    marginals = evaluation.prior_marginals(model.prior_distribution())  # batch [latent]
     edges, density, grids, pdfs = [], [], [], []
     for j, d in enumerate(dims):
         reach = max(4.0, float(np.percentile(np.abs(z[:, j]), 99.5)) * 1.1)
@@ -233,22 +233,12 @@ def what_is_px(model, x1, ks=DEFAULT_KS, grid: int = 121, elbo_samples: int | No
             axes_q, log_true_q, log_q_q = _on_grid(model, x, q, log_px, q_mean - 6 * q_std, q_mean + 6 * q_std, grid)
             cell = np.prod([a[1] - a[0] for a in axes_q])
             kl_true = float(np.sum(np.exp(log_q_q) * cell * (log_q_q - log_true_q)))
-        p_mean, p_std = _grid_moments(true.axes, true.log_post)
+        p_mean, p_std = evaluation.grid_moments(true.axes, true.log_post)
+        p_std = np.maximum(p_std, [a[1] - a[0] for a in true.axes])  # at least one grid cell
         lo = np.minimum(p_mean - 4 * p_std, q_mean - 4 * q_std)  # a box around both p(z|x) and q(z|x)
         hi = np.maximum(p_mean + 4 * p_std, q_mean + 4 * q_std)
         picture = PosteriorPicture(*_on_grid(model, x, q, log_px, lo, hi, grid))
     return WhatIsPx(elbo, -distortion, rate, ks, iwae, log_px, method, kl_true, picture)
-
-
-def _grid_moments(axes, log_density):
-    """Mean and standard deviation per latent dimension of a normalised log density on a grid (indexing "ij")."""
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # [G, (G,) latent]
-    p = np.exp(log_density - np.max(log_density))
-    p = p / p.sum()
-    mean = np.array([np.sum(p * mesh[..., i]) for i in range(len(axes))])
-    var = np.array([np.sum(p * (mesh[..., i] - mean[i]) ** 2) for i in range(len(axes))])
-    cell = np.array([a[1] - a[0] for a in axes])
-    return mean, np.maximum(np.sqrt(var), cell)
 
 
 def _elbo_terms_chunked(model, x, n: int, chunk: int) -> tuple[float, float]:
@@ -266,7 +256,7 @@ def _on_grid(model, x, q, log_px, lo, hi, size):
     """axes, log p(z|x) and log q(z|x) on a grid over the box [lo, hi] of the latent."""
     axes = [np.linspace(a, b, size) for a, b in zip(lo, hi)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # [G, (G,) latent]
-    log_true = evaluation._log_joint_on(model, x, mesh) - log_px  # log p(x|z) + log p(z) - log p(x)
+    log_true = evaluation.log_joint_on(model, x, mesh) - log_px  # log p(x|z) + log p(z) - log p(x)
     flat = mesh.reshape(-1, 1, mesh.shape[-1]).astype(np.float32)  # [P, 1, latent] against q's batch [1]
     log_q = _np(q.log_prob(flat)).astype(np.float64).reshape(mesh.shape[:-1])
     return axes, log_true, log_q
