@@ -100,13 +100,16 @@ def main(argv=None):
     p.add_argument("--warmup", type=float, default=5.0, help="KL warm-up, epochs")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                   help="cosine decays to 0 over --epochs (set --epochs to what the budget trains)")
+    p.add_argument("--epochs", type=int, default=100_000, help="epoch cap; with --lr-schedule cosine, its length")
     p.add_argument("--network", default="mlp")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     config = RunConfig(dataset="fashion_mnist", likelihood="bernoulli", binarization="dynamic", network=a.network,
                        latent_dim=a.latent_dim, hidden=a.hidden, prior=a.prior, prior_components=a.prior_components,
                        iwae_k=a.iwae_k, warmup_epochs=a.warmup, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                       epochs=100_000, eval_every=50, checkpoint_every=10**9)
+                       lr_schedule=a.lr_schedule, epochs=a.epochs, eval_every=50, checkpoint_every=10**9)
     return run_quality(config, a.minutes, eval_k=a.eval_k, eval_n=a.eval_n, precision=a.precision, out=a.out)
 
 
