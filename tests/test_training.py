@@ -136,3 +136,30 @@ def test_every_family_trains_a_step_with_finite_metrics(overrides):
     result = trainer.train()
     assert result.status == "completed"
     assert all(np.isfinite(v) for v in result.test_metrics.values())
+
+
+def test_each_epoch_visits_every_image_once_in_a_seeded_order():
+    trainer = Trainer(RunConfig(**FAST), save=False)
+    n = len(trainer.data.x_train)
+    p0, p1 = trainer._permutation(0), trainer._permutation(1)
+    assert np.array_equal(np.sort(p0), np.arange(n)) and not np.array_equal(p0, p1)
+    assert np.array_equal(p0, Trainer(RunConfig(**FAST), save=False)._permutation(0))  # what resume relies on
+    idx = np.concatenate([inputs[0] for inputs in trainer._epoch_inputs(0)])
+    assert np.array_equal(idx, p0)
+    skipped = list(trainer._epoch_inputs(0, skip=3))
+    assert len(skipped) == trainer.steps_per_epoch - 3 and np.array_equal(skipped[0][0], p0[3 * 128:4 * 128])
+
+
+def test_dynamic_binarization_draws_bernoulli_of_the_intensities():
+    trainer = Trainer(RunConfig(**FAST), save=False)
+    idx = trainer._permutation(0)[:64]
+    intensity = trainer.data.x_train[idx]  # grey levels in [0, 1]
+    assert np.mean((intensity > 0.2) & (intensity < 0.8)) > 0.05  # really grey, not already binary
+    draws = np.stack([trainer._batch(tf.constant(idx), trainer._batch_seed(e, 0)).numpy() for e in range(400)])
+    assert set(np.unique(draws)) <= {0.0, 1.0}
+    # mean of 400 Bernoulli draws: standard error <= 0.025 per pixel
+    assert np.max(np.abs(draws.mean(axis=0) - intensity)) < 0.13
+    assert abs(float(np.mean(draws.mean(axis=0) - intensity))) < 0.005
+    again = trainer._batch(tf.constant(idx), trainer._batch_seed(0, 0)).numpy()
+    assert np.array_equal(again, draws[0])  # same (seed, epoch, batch): same images
+    assert not np.array_equal(draws[0], draws[1])

@@ -19,6 +19,8 @@ The KL is analytic where TFP has a closed form (Gaussian q against a Gaussian pr
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from vae_tfp._tf import tf, tfd
 
 
@@ -111,11 +113,12 @@ def iwae_bound(model, x, k: int, beta: float = 1.0) -> tf.Tensor:
     return log_mean_exp(log_importance_weights(model, x, k, beta), axis=0)
 
 
-def warmup_beta(step, beta: float, warmup_steps: float):
-    """beta_t = beta * min(1, step / warmup_steps); no warm-up when warmup_steps <= 0."""
+def warmup_beta(step: int, beta: float, warmup_steps: float) -> np.float32:
+    """beta_t = beta * min(1, step / warmup_steps); no warm-up when warmup_steps <= 0. A numpy scalar: a compiled
+    step takes it as a tensor argument (no retracing per value, no eager op per step)."""
     if warmup_steps <= 0:
-        return tf.constant(float(beta))
-    return float(beta) * tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
+        return np.float32(beta)
+    return np.float32(float(beta) * min(1.0, step / float(warmup_steps)))
 
 
 def training_loss(model, x, *, beta=1.0, kl: str = "analytic", free_bits: float = 0.0, iwae_k: int = 1):

@@ -144,7 +144,8 @@ class Trainer:
                 scaled = loss / replicas  # gradients are summed over replicas
             variables = model.trainable_variables
             grads = tape.gradient(scaled, variables)
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads] + [tf.math.is_finite(loss)])
+            # one sum sees every NaN/Inf (NaN + a = NaN, Inf + finite = Inf, Inf - Inf = NaN) in one pass per gradient
+            finite = tf.math.is_finite(tf.add_n([tf.reduce_sum(g) for g in grads]) + loss)
             bad = tf.distribute.get_replica_context().all_reduce("SUM", 1.0 - tf.cast(finite, tf.float32))
             ok = tf.cast(bad == 0, tf.float32)  # 1 when every replica's step is finite
             if replicas == 1:  # a non-finite step is not applied: the weights stay the last good ones
@@ -160,7 +161,10 @@ class Trainer:
             keys[:] = list(out)  # fixed at trace time
             return tf.stack([tf.cast(out[k], tf.float32) for k in keys])  # [metrics]: one host sync per step
 
-        return tf.function(step)
+        if replicas > 1:  # batches come from a distributed tf.data pipeline: step(x, beta)
+            return tf.function(step)
+        # one replica: the batch is gathered and binarized inside the step: step(indices, seed, beta)
+        return tf.function(lambda idx, seed, beta: step(self._batch(idx, seed), beta))
 
     def _eval_terms(self, x):
         terms = elbo_terms(self.model, x)
@@ -168,25 +172,41 @@ class Trainer:
                 "rate": tf.reduce_sum(terms.rate)}
 
     # --- data --------------------------------------------------------------------------------------------------
-    def _epoch_dataset(self, epoch: int, skip: int = 0):
+    def _permutation(self, epoch: int) -> np.ndarray:
+        """The epoch's order of the training images, fixed by (seed, epoch), so a resumed run sees the same batches."""
+        return np.random.default_rng([self.config.seed, epoch]).permutation(len(self.data.x_train)).astype(np.int32)
+
+    def _batch_seed(self, epoch: int, i: int) -> np.ndarray:
+        """The stateless seed of batch i of an epoch's dynamic binarization."""
+        return np.array([self.config.seed * 7919 + epoch, i], np.int64)
+
+    def _batch(self, idx, seed):
+        """Rows `idx` of the training set [batch, *event]; with dynamic binarization x ~ Bernoulli(intensity),
+        drawn from a stateless seed (fresh every epoch and batch, the same on resume)."""
+        x = tf.gather(self._x_train_tensor(), idx)
+        if self.data.dynamic_binarization:
+            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed) < x, tf.float32)
+        return x
+
+    def _epoch_inputs(self, epoch: int, skip: int = 0):
+        """The arguments of each of the epoch's remaining steps, after `skip` steps: (indices, seed) with one replica
+        (the step gathers and binarizes the batch itself: no input pipeline), (x,) from a distributed dataset else."""
         c = self.config
-        n = len(self.data.x_train)
-        # shuffling indices gives the same permutation as shuffling the images (a shuffle draws positions, not
-        # values) without copying 60 000 images through a shuffle buffer at every epoch start
-        ds = tf.data.Dataset.range(n).shuffle(n, seed=c.seed * 100_003 + epoch).batch(c.batch_size)
-        x_train = self._x_train_tensor()
-        ds = ds.map(lambda idx: tf.gather(x_train, idx))  # [batch, *event]
-        if self.data.dynamic_binarization:  # x ~ Bernoulli(intensity), fresh every epoch
-            seed0 = c.seed * 7919 + epoch
-            ds = ds.enumerate().map(lambda i, x: tf.cast(
-                tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([tf.cast(seed0, tf.int64), i])) < x,
-                tf.float32))
+        perm = self._permutation(epoch)
+        if self.strategy.num_replicas_in_sync == 1:
+            for i in range(skip, self.steps_per_epoch):
+                yield perm[i * c.batch_size:(i + 1) * c.batch_size], self._batch_seed(epoch, i)
+            return
+        ds = tf.data.Dataset.from_tensor_slices(perm).batch(c.batch_size).enumerate()
+        ds = ds.map(lambda i, idx: self._batch(idx, tf.stack([tf.constant(c.seed * 7919 + epoch, tf.int64), i])))
         ds = ds.skip(skip).prefetch(tf.data.AUTOTUNE)
-        return self.strategy.experimental_distribute_dataset(ds)
+        for x in self.strategy.experimental_distribute_dataset(ds):
+            yield (x,)
 
     def _x_train_tensor(self):
         if getattr(self, "_x_train", None) is None:
-            self._x_train = tf.constant(self.data.x_train)
+            with tf.init_scope():  # an eager tensor, also when first asked for while a step is being traced
+                self._x_train = tf.constant(self.data.x_train)
         return self._x_train
 
     # --- the loop ----------------------------------------------------------------------------------------------
@@ -220,12 +240,12 @@ class Trainer:
             for epoch in range(start_epoch, c.epochs):
                 skip = self.step - epoch * self.steps_per_epoch
                 t0 = time.perf_counter()
-                for x in self._epoch_dataset(epoch, skip=skip):
+                for inputs in self._epoch_inputs(epoch, skip=skip):
                     if self._stop.is_set():
                         status = "stopped"
                         break
                     beta = warmup_beta(self.step, c.beta, warmup_steps)
-                    values = self._train_step(x, beta).numpy().tolist()  # one host sync
+                    values = self._train_step(*inputs, beta).numpy().tolist()  # one host sync
                     out = dict(zip(self._metric_keys, values))
                     if out.pop("finite") < 1:
                         raise TrainingDiverged(self._divergence_message(out))
