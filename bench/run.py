@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from bench.flops import eval_flops_per_sample, mlp_vae_train_flops_per_image  # noqa: E402
 from bench.gemm import gemm_gflops  # noqa: E402
 
-FULL = dict(dataset="fashion_mnist", hidden=(512, 256), latent=16, gemm_n=4096, repeats=5, batch_sizes=(128, 512),
+FULL = dict(dataset="fashion_mnist", hidden=(512, 256), latent=16, gemm_n=4096, repeats=7, batch_sizes=(128, 512),
             train_steps={128: 150, 512: 40}, train_warmup={128: 15, 512: 5}, baseline_steps={128: 150, 512: 40},
             eval_k=1000, eval_n=1000, eval_repeats=3, dashboard=True)
 QUICK = dict(dataset="digits", hidden=(32, 16), latent=2, gemm_n=256, repeats=2, batch_sizes=(32, 64),

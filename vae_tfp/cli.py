@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--runs-root", help="parent folder of run directories (default: $VAE_TFP_RUNS or ./runs)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     t.add_argument("--strategy", default="default", choices=STRATEGIES, help="tf.distribute strategy")
+    t.add_argument("--precision", default="float32", choices=C.PRECISIONS,
+                   help="bfloat16 runs the hidden dense matmuls in bf16 (faster on CPUs with AVX512-BF16/AMX; "
+                        "weights, optimizer and loss stay float32; see bench/precision_parity.py)")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -142,7 +145,7 @@ def cmd_train(a) -> dict:
     if a.resume and not a.run_dir:
         raise UsageError("--resume needs --run-dir: the run directory to continue")
     cfg = config_from_args(a)
-    kwargs = dict(data_dir=a.data_dir, strategy=make_strategy(a.strategy))
+    kwargs = dict(data_dir=a.data_dir, strategy=make_strategy(a.strategy), precision=a.precision)
     try:
         if a.resume:
             trainer = Trainer.resume(a.run_dir, **kwargs)

@@ -20,6 +20,7 @@ SIGMA_MODES = ("fixed", "shared", "per_dim")
 KL_METHODS = ("analytic", "mc")
 BINARIZATIONS = ("dynamic", "static", "threshold")
 LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "bfloat16")  # Trainer(precision=...): bfloat16 runs the hidden dense matmuls in bf16
 
 # What each likelihood models and the data representation it needs. The likelihood registry
 # (`vae_tfp.likelihoods.LIKELIHOODS`) reads its entries' text from here, so the dashboard can explain a choice before

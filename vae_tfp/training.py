@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vae_tfp._tf import keras, tf
-from vae_tfp.config import RunConfig
+from vae_tfp.config import PRECISIONS, RunConfig
 from vae_tfp.data import Dataset, load, prepare
 from vae_tfp.likelihoods import get_spec
 from vae_tfp.model import build_vae
@@ -36,7 +36,6 @@ from vae_tfp.objectives import elbo_terms, training_loss, warmup_beta
 from vae_tfp.runs import Run, create_run, open_run
 
 EVAL_BATCH = 1000
-PRECISIONS = ("float32", "bfloat16")
 
 
 class TrainingDiverged(RuntimeError):
