@@ -34,6 +34,8 @@ def test_ratios_are_consistent(quick_result):
     g = r["gemm_gflops"] * 1e9
     assert r["train_fraction_of_gemm"] == pytest.approx(r["train_images_per_second"] * r["train_flop_per_image"] / g)
     assert r["speedup_vs_baseline"] == pytest.approx(r["train_images_per_second"] / r["baseline_images_per_second"])
+    b0 = r["by_batch_size"][str(r["batch_size"])]
+    assert r["speedup_vs_baseline_best"] == pytest.approx(max(b0["train_all"]) / max(b0["baseline_all"]))
     assert r["eval_fraction_of_gemm"] == pytest.approx(r["eval_flop"] / r["eval_seconds"] / g)
     assert r["gemm_gflops"] == pytest.approx(float(np.median(r["gemm_gflops_all"])))
     for d in r["by_batch_size"].values():
