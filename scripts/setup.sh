@@ -38,6 +38,4 @@ if [ "$dev" = 1 ]; then
 else
   .venv/bin/python -m pip install -q -r requirements.txt
 fi
-# the project itself, editable: `vae_tfp` and `dashboard` import from anywhere (e.g. under `streamlit run`)
-.venv/bin/python -m pip install -q --no-deps -e .
 echo "setup: done ($(.venv/bin/python --version))"

@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
 
-Starts `python -m streamlit run dashboard/app.py` on a free port with a temporary runs folder, opens it, checks the
-first paint comes quickly, switches the likelihood in the sidebar, trains on digits, checks that the page stays
+Starts `streamlit run dashboard/app.py` (the console script) on a free port with a temporary runs folder, opens it,
+checks the first paint comes quickly, switches the likelihood in the sidebar, trains on digits, checks that the page stays
 live while training, finds the ELBO chart and the reconstruction images, visits every view and trains a second
 likelihood for the comparison. Full-page screenshots (tall viewport: Streamlit scrolls inside its own container)
 go to artifacts/screenshots/; small copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/
@@ -60,7 +60,10 @@ def server(tmp_path_factory):
     log = open(SHOTS.parent / "streamlit.log", "w")
     env = {**os.environ, "VAE_TFP_RUNS": str(runs)}
     env.pop("VAE_TFP_DASHBOARD_SYNC", None)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless",
+    # the console script, as a host runs it after `pip install -r requirements.txt`: it puts dashboard/ (not the
+    # repository root) on sys.path, so this also checks that the app imports without any path set-up of its own
+    streamlit = str(Path(sys.executable).parent / "streamlit")
+    proc = subprocess.Popen([streamlit, "run", "dashboard/app.py", "--server.headless",
                              "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
