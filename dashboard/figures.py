@@ -1,5 +1,5 @@
 """Plotly figure builders: image grids and mosaics, training curves, point clouds, latent scatters over contours,
-histograms, bounds. They take numpy arrays (the dataclasses of `vae_tfp.views`) and return `go.Figure`s; no math
+histograms, bounds. They take numpy arrays (the dataclasses of `vae_tfp.explain`) and return `go.Figure`s; no math
 beyond laying numbers out. Images are upscaled (an 8x8 digit is drawn >= 96 px wide) in greys without axes.
 """
 

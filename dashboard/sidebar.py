@@ -6,7 +6,6 @@ setup; a link is read once, when a session starts, and whatever in it is wrong i
 imports TensorFlow (the sidebar paints before it has loaded).
 """
 
-import dataclasses
 
 import streamlit as st
 
@@ -65,35 +64,14 @@ def available_datasets() -> list[str]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def fit_report(dataset_name: str, likelihood: str, binarization: str) -> tuple[str, str, str]:
     """(level, message, note): how the data is turned into what `likelihood` models, and whether that fits.
-    level is "" (fits), "info" (fits after a conversion worth knowing) or "error" (does not fit)."""
-    from vae_tfp.data import prepare
+    level is "" (fits), "info" (fits after a conversion worth knowing) or "error" (does not fit); the words come from
+    `vae_tfp.explain.advice`, which the command line shares."""
+    from vae_tfp.explain.advice import fit_report as advice
 
-    ds = state.dataset(dataset_name)
-    k = min(20, len(ds.x_train), len(ds.x_test))  # the note does not depend on the size: prepare a few examples
-    small = dataclasses.replace(ds, x_train=ds.x_train[:k], x_test=ds.x_test[:k],
-                                y_train=None if ds.y_train is None else ds.y_train[:k],
-                                y_test=None if ds.y_test is None else ds.y_test[:k])
-    representation = LIKELIHOOD_HELP[likelihood][1]
-    try:
-        note = prepare(small, representation, binarization=binarization).note
-    except ValueError as err:
-        return "error", f"{err} Pick **gaussian** for {ds.name}; Train stays off until the likelihood fits.", ""
-    if ds.kind != "image":
-        return "", "", note
-    if representation == "binary" and ds.levels > 2:
-        return "info", (f"**{ds.name}** has {ds.levels} grey levels; the Bernoulli likelihood models binary pixels, "
-                        f"so images are binarized ({BINARIZATION_WORDS[binarization]}). Pick "
-                        "**continuous_bernoulli** to model grey values."), note
-    if representation == "levels" and ds.levels > 32:
-        extra = (f" The categorical needs {ds.levels} decoder outputs per pixel, so it trains slower than the "
-                 "others." if likelihood == "categorical" else "")
-        return "info", f"**{ds.name}** has {ds.levels} grey levels per pixel, each modelled as one of {ds.levels} " \
-                       f"values.{extra}", note
-    if representation == "real":
-        return "info", ("Pixels are treated as real numbers: log p(x|z) is a density (it can be positive) and is not "
-                        "comparable with the discrete likelihoods; a sample x ~ p(x|z) is the mean plus Gaussian "
-                        "noise."), note
-    return "", "", note
+    level, message, note = advice(state.dataset(dataset_name), likelihood, binarization)
+    if level == "error":
+        message += " Train stays off until the likelihood fits."
+    return level, message, note
 
 
 # --- link -> widgets (once per session) ------------------------------------------------------------------------------

@@ -46,18 +46,19 @@ def init() -> None:
 
 
 def prewarm() -> None:
-    """Import TensorFlow (through vae_tfp.views) in the background once per process, after the first paint."""
+    """Import TensorFlow (through vae_tfp.evaluation) in the background once per process, after the first paint."""
     _prewarm_thread()
 
 
 def load_tensorflow() -> None:
-    """Import TensorFlow and Keras (through vae_tfp.views) and keep Streamlit from resetting Keras between reruns.
+    """Import TensorFlow and Keras (through vae_tfp.evaluation, which every `vae_tfp.explain` view module uses) and
+    keep Streamlit from resetting Keras between reruns.
 
     The first time, the objects alive then (TensorFlow's ~500k module-level objects, which live as long as the
     process) are moved out of the garbage collector's sight with `gc.freeze()`: Streamlit runs a full collection
     after every script and fragment run (`runner.postScriptGC`), which otherwise takes ~0.2 s per rerun once
     TensorFlow is loaded and holds up the rerun's messages."""
-    importlib.import_module("vae_tfp.views")
+    importlib.import_module("vae_tfp.evaluation")
     keep_keras_state()
     _freeze_once()
 
@@ -74,10 +75,10 @@ def _freeze_once() -> None:
             _frozen_done.append(True)
 
 
-def vae_views():
-    """The `vae_tfp.views` module (TensorFlow loads on first use), for the view pages."""
+def explain(view: str):
+    """The module `vae_tfp.explain.<view>` that computes what a view page draws (TensorFlow loads on first use)."""
     load_tensorflow()
-    return importlib.import_module("vae_tfp.views")
+    return importlib.import_module(f"vae_tfp.explain.{view}")
 
 
 @st.cache_resource(show_spinner=False)
@@ -104,7 +105,7 @@ def prepared(config):
 @st.cache_resource(max_entries=2, show_spinner="Preparing the data…")
 def _prepared(dataset_name: str, likelihood: str, binarization: str, seed: int):
     from vae_tfp.config import RunConfig
-    from vae_tfp.views import prepared_data
+    from vae_tfp.explain.data import prepared_data
 
     return prepared_data(RunConfig(dataset=dataset_name, likelihood=likelihood, binarization=binarization, seed=seed))
 

@@ -10,7 +10,7 @@ from vae_tfp.model import VAE
 from vae_tfp.objectives import (
     elbo_terms,
     factorized_kl,
-    free_bits_rate,
+    free_bits_kl,
     iwae_bound,
     kl_divergence,
     log_importance_weights,
@@ -72,35 +72,36 @@ def test_elbo_terms_are_consistent_and_match_direct_computation(rng):
     model = linear_gaussian_vae(W, b, sigma)
     x = rng.normal(size=(7, 5)).astype(np.float32)
     terms = elbo_terms(model, x, n_samples=20000)
-    np.testing.assert_allclose(terms.elbo.numpy(), -terms.distortion.numpy() - terms.rate.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(terms.elbo.numpy(), terms.reconstruction.numpy() - terms.kl.numpy(), rtol=1e-6)
     # E_q[log p(x|z)] for a linear-Gaussian decoder has a closed form given q = N(m, S):
     q = model.encode(x)
     m, S = q.mean().numpy().astype(np.float64), q.covariance().numpy().astype(np.float64)
     mean_x = m @ W + b
     trace = np.einsum("bjk,jd,kd->b", S, W, W)  # sum_d w_d^T S w_d
     expected_ll = st.norm.logpdf(x, mean_x, sigma).sum(-1) - 0.5 * trace / sigma**2
-    np.testing.assert_allclose(-terms.distortion.numpy(), expected_ll, rtol=0, atol=0.05)
+    np.testing.assert_allclose(terms.reconstruction.numpy(), expected_ll, rtol=0, atol=0.05)  # E_q[log p(x|z)]
     assert terms.loss.shape == ()
     assert terms.kl_per_dim.shape == (7, 2)
 
 
-def test_beta_scales_the_rate_in_the_loss(rng):
+def test_beta_scales_the_kl_in_the_loss(rng):
     model = VAE((6,), latent_dim=3, likelihood="gaussian")
     x = rng.normal(size=(8, 6)).astype(np.float32)
     tf.random.set_seed(3)
     a = elbo_terms(model, x, beta=1.0)
     tf.random.set_seed(3)
     b = elbo_terms(model, x, beta=4.0)
-    np.testing.assert_allclose(b.loss.numpy() - a.loss.numpy(), 3.0 * np.mean(a.rate.numpy()), rtol=1e-4)
+    np.testing.assert_allclose(b.loss.numpy() - a.loss.numpy(), 3.0 * np.mean(a.kl.numpy()), rtol=1e-4)
+    np.testing.assert_allclose(a.loss.numpy(), np.mean(a.kl.numpy() - a.reconstruction.numpy()), rtol=1e-5)
 
 
 def test_free_bits_floor_per_dimension():
     kl = tf.constant([[0.1, 2.0, 0.0], [0.3, 1.0, 0.0]])  # [batch, latent]
-    rate = tf.reduce_sum(kl, -1)
+    total = tf.reduce_sum(kl, -1)
     # batch means per dim: 0.2, 1.5, 0.0 -> floored at 0.5: 0.5 + 1.5 + 0.5
-    assert free_bits_rate(rate, kl, 0.5, 3).numpy() == pytest.approx(2.5)
-    assert free_bits_rate(rate, kl, 0.0, 3).numpy() == pytest.approx(1.7)
-    assert free_bits_rate(rate, None, 1.0, 3).numpy() == pytest.approx(3.0)  # not factorised: floor on the sum
+    assert free_bits_kl(total, kl, 0.5, 3).numpy() == pytest.approx(2.5)
+    assert free_bits_kl(total, kl, 0.0, 3).numpy() == pytest.approx(1.7)
+    assert free_bits_kl(total, None, 1.0, 3).numpy() == pytest.approx(3.0)  # not factorised: floor on the sum
 
 
 def test_warmup_schedule():
@@ -124,7 +125,26 @@ def test_training_loss_iwae_reports_terms(rng):
     model = VAE((6,), latent_dim=2, likelihood="gaussian")
     x = rng.normal(size=(4, 6)).astype(np.float32)
     loss, metrics = training_loss(model, x, iwae_k=8)
-    assert set(metrics) == {"elbo", "distortion", "rate", "iwae"}
-    assert float(loss) == pytest.approx(-float(metrics["iwae"]))
+    assert set(metrics) == {"elbo", "reconstruction", "kl", "iwae", "loss"}
+    assert float(loss) == pytest.approx(-float(metrics["iwae"])) and float(metrics["loss"]) == float(loss)
+    assert float(metrics["elbo"]) == pytest.approx(float(metrics["reconstruction"]) - float(metrics["kl"]), rel=1e-6)
+    _, mc = training_loss(model, x, iwae_k=8, kl="mc")  # KL from the same 8 z: elbo = mean_k log w_k
+    assert float(mc["iwae"]) >= float(mc["elbo"])  # log mean_k w_k >= mean_k log w_k (Jensen)
     loss, metrics = training_loss(model, x, free_bits=0.1)
-    assert set(metrics) == {"elbo", "distortion", "rate"}
+    assert set(metrics) == {"elbo", "reconstruction", "kl", "loss"}
+    assert float(metrics["loss"]) == float(loss)
+    assert float(metrics["elbo"]) == pytest.approx(float(metrics["reconstruction"]) - float(metrics["kl"]), rel=1e-6)
+
+
+def test_training_loss_terms_match_elbo_terms(rng):
+    """The metrics are the batch means of elbo_terms' per-example terms (same seed, same z), in the same names."""
+    model = VAE((6,), latent_dim=2, likelihood="gaussian")
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    tf.random.set_seed(11)
+    loss, metrics = training_loss(model, x, beta=2.0)
+    tf.random.set_seed(11)
+    terms = elbo_terms(model, x, beta=2.0)
+    for name in ("elbo", "reconstruction", "kl"):
+        assert float(metrics[name]) == pytest.approx(float(np.mean(getattr(terms, name).numpy())), rel=1e-5)
+    assert float(loss) == pytest.approx(float(terms.loss), rel=1e-5)
+    assert float(loss) == pytest.approx(-float(metrics["reconstruction"]) + 2.0 * float(metrics["kl"]), rel=1e-5)

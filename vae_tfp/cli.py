@@ -172,8 +172,9 @@ def cmd_train(a) -> dict:
         bar.close()
     return {"run_dir": str(result.run.path), "status": result.status, "steps": result.steps,
             "epochs": result.epochs, "images_per_second": result.images_per_second,
-            "test_elbo": result.test_metrics.get("elbo"), "test_distortion": result.test_metrics.get("distortion"),
-            "test_rate": result.test_metrics.get("rate"), "train_elbo": result.train_metrics.get("elbo"),
+            "test_elbo": result.test_metrics.get("elbo"),
+            "test_reconstruction": result.test_metrics.get("reconstruction"), "test_kl": result.test_metrics.get("kl"),
+            "train_elbo": result.train_metrics.get("elbo"),
             "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None}
 
 
@@ -191,7 +192,7 @@ def _progress(trainer, quiet: bool):
                                 refresh=False)
         elif event.kind == "eval":
             bar.write(f"epoch {event.epoch}: test ELBO {event.test_metrics['elbo']:.3f} nats "
-                      f"(distortion {event.test_metrics['distortion']:.3f}, KL {event.test_metrics['rate']:.3f})")
+                      f"(reconstruction {event.test_metrics['reconstruction']:.3f}, KL {event.test_metrics['kl']:.3f})")
 
     trainer.callbacks.append(on_event)
     return bar

@@ -5,6 +5,11 @@
                           p(z|x) = N(M^-1 W Psi^-1 (x - b), M^-1),  M = I + W Psi^-1 W^T,  Psi = diag(sigma^2)
     quadrature (L <= 2)   log p(x) ~= logsumexp_g [log p(x|z_g) + log p(z_g)] + log(cell area) on a grid over z;
                           p(z_g|x) = p(x|z_g) p(z_g) / p(x) is the true posterior on that grid
+    KL to p(z|x)          KL(q(z|x) || p(z|x)) = log p(x) - ELBO, computed on its own: in closed form against the
+                          exact posterior (linear-Gaussian), else ~= sum_g q(z_g|x) cell (log q(z_g|x) - log p(z_g|x))
+    ELBO terms            reconstruction = E_q[log p(x|z)], kl = KL(q(z|x) || p(z)), elbo = reconstruction - kl,
+                          with many samples of z in bounded-memory chunks
+    prior marginals       p(z_dims) of the diagonal-component priors: keep the chosen coordinates of each component
     active units          A_u = Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2015)
 
 W is [latent, D] here (x = z W + b for row vectors), the layout of the linear decoder's Dense kernel.
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_tfp._tf import tf, tfd
-from vae_tfp.objectives import factorized_kl, log_importance_weights, log_mean_exp
+from vae_tfp.objectives import elbo_terms, factorized_kl, log_importance_weights, log_mean_exp
 
 MAX_POINTS = 2**15  # samples x images per compiled chunk: bounds memory to ~MAX_POINTS x D floats
 
@@ -93,6 +98,43 @@ def iwae_curve(log_w: np.ndarray, ks) -> np.ndarray:
     return np.stack(rows)
 
 
+@dataclass
+class ELBOEstimate:
+    """The ELBO's terms per image (nats, float64): elbo = reconstruction - kl."""
+
+    reconstruction: np.ndarray  # [batch]  E_q[log p(x|z)], Monte Carlo
+    kl: np.ndarray  # [batch]              KL(q(z|x) || p(z)), analytic where TFP has it, else Monte Carlo
+
+    @property
+    def elbo(self) -> np.ndarray:
+        return self.reconstruction - self.kl
+
+
+def elbo_estimate(model, x, n_samples: int = 1, max_points: int | None = None) -> ELBOEstimate:
+    """The ELBO terms of each image of x [batch, *event] with n_samples z ~ q(z|x) per image.
+
+    Memory stays bounded: at most `max_points` (samples x images) decodes at once (default `decode_chunk(model)`);
+    a term over n samples taken in chunks of n_c is sum_c (n_c / n) mean_c, so the chunking changes nothing but
+    the memory."""
+    n_samples = int(n_samples)
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    x = np.asarray(x, np.float32)
+    model.likelihood_head.check_support(x)
+    points = int(max_points or decode_chunk(model))
+    k_chunk = min(n_samples, points)
+    per_images = max(1, points // k_chunk)
+    reconstruction, kl = np.zeros(len(x)), np.zeros(len(x))
+    for i in range(0, len(x), per_images):
+        xb = tf.constant(x[i:i + per_images])
+        for j in range(0, n_samples, k_chunk):
+            kk = min(k_chunk, n_samples - j)
+            terms = elbo_terms(model, xb, n_samples=kk)
+            reconstruction[i:i + per_images] += terms.reconstruction.numpy().astype(np.float64) * (kk / n_samples)
+            kl[i:i + per_images] += terms.kl.numpy().astype(np.float64) * (kk / n_samples)
+    return ELBOEstimate(reconstruction, kl)
+
+
 # --- the linear-Gaussian model: exact p(x) and p(z|x) ---------------------------------------------------------
 @dataclass
 class LinearGaussian:
@@ -152,6 +194,15 @@ def exact_posterior(model, x) -> tfd.Distribution:
     return linear_gaussian(model).posterior(x)
 
 
+def kl_to_exact_posterior(model, x) -> np.ndarray:
+    """KL(q(z|x) || p(z|x)) -> [batch] in closed form (float64) against the exact posterior of a linear-Gaussian
+    model: KL(N(m0, S0) || N(m1, S1)) = 1/2 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - L + ln(det S1 / det S0)]."""
+    q = model.encode(np.asarray(x, np.float32))
+    q64 = tfd.MultivariateNormalTriL(q.mean().numpy().astype(np.float64),
+                                     np.linalg.cholesky(q.covariance().numpy().astype(np.float64)))
+    return tfd.kl_divergence(q64, exact_posterior(model, x)).numpy()
+
+
 def decode_chunk(model, most: int = MAX_POINTS, budget: int = 2**24) -> int:
     """How many z to decode at once so the decoder's outputs stay within `budget` floats (a categorical
     likelihood on 28x28 images has 784 x 256 outputs per z)."""
@@ -173,15 +224,26 @@ class GridPosterior:
         return self.log_joint - self.log_px
 
 
-def _grid(center, half, size):
-    axes = [np.linspace(c - h, c + h, size) for c, h in zip(center, half)]
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # [G, (G,) L]
-    return axes, mesh
+def grid_mesh(axes) -> np.ndarray:
+    """The points of the grid with one axis [G_i] per dimension -> [G_1, ..., G_d, d] (indexing "ij")."""
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+
+def box_grid(lo, hi, size: int) -> tuple[list, np.ndarray]:
+    """A grid of `size` points per dimension over the box [lo, hi] (lo, hi [d]), ends included:
+    (axes, d arrays [size]; mesh [size, ..., size, d])."""
+    axes = [np.linspace(a, b, int(size)) for a, b in zip(np.atleast_1d(lo), np.atleast_1d(hi))]
+    return axes, grid_mesh(axes)
+
+
+def cell_volume(axes) -> float:
+    """The volume of one cell of an evenly spaced grid: prod_i (axes[i][1] - axes[i][0])."""
+    return float(np.prod([a[1] - a[0] for a in axes]))
 
 
 def grid_moments(axes, log_density) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per latent dimension of a log density on a grid (indexing "ij"), normalised here."""
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # [G, (G,) latent]
+    mesh = grid_mesh(axes)  # [G, (G,) latent]
     p = np.exp(log_density - np.max(log_density))
     p = p / p.sum()  # cell probabilities
     mean = np.array([np.sum(p * mesh[..., i]) for i in range(len(axes))])
@@ -214,13 +276,12 @@ def posterior_grid(model, x1, size: int | None = None, refine: int = 4) -> GridP
     x1 = np.asarray(x1, np.float32)[None]
     model.likelihood_head.check_support(x1)
     prior = model.prior_distribution()
-    samples = prior.sample(4000, seed=0).numpy()
+    samples = prior.sample(4000, seed=tf.constant([0, 0])).numpy()  # a stateless seed: the same grid every call
     center, half = samples.mean(0), 6.0 * samples.std(0) + 1e-3
     for _ in range(refine + 1):
-        axes, mesh = _grid(center, half, size)
+        axes, mesh = box_grid(center - half, center + half, size)
         log_joint = log_joint_on(model, x1, mesh)  # [G] or [G, G]
-        cell = np.prod([a[1] - a[0] for a in axes])
-        log_px = float(_logsumexp(log_joint.reshape(-1), axis=0) + math.log(cell))
+        log_px = float(_logsumexp(log_joint.reshape(-1), axis=0) + math.log(cell_volume(axes)))
         mean, std = grid_moments(axes, log_joint)
         new_half = np.maximum(7.0 * std, 4.0 * np.array([a[1] - a[0] for a in axes]))
         if np.all(new_half >= 0.7 * half):
@@ -232,6 +293,52 @@ def posterior_grid(model, x1, size: int | None = None, refine: int = 4) -> GridP
 def log_px_quadrature(model, x, size: int | None = None) -> np.ndarray:
     """log p(x) by quadrature over z (latent_dim <= 2) -> [batch]."""
     return np.array([posterior_grid(model, xi, size).log_px for xi in np.asarray(x, np.float32)])
+
+
+@dataclass
+class PosteriorsOnGrid:
+    """The true posterior p(z|x) and the encoder's q(z|x) of one image on a grid over a 1-D or 2-D latent."""
+
+    axes: list  # [G] per latent dimension
+    log_true: np.ndarray  # [G] or [G, G]  log p(z|x) = log p(x|z) + log p(z) - log p(x)
+    log_q: np.ndarray  # [G] or [G, G]     log q(z|x)
+
+
+def posteriors_on_grid(model, x1, lo, hi, size: int, log_px: float) -> PosteriorsOnGrid:
+    """log p(z|x) and log q(z|x) of ONE image x1 [*event] on a grid of `size` points per dimension over the box
+    [lo, hi] of the latent; log_px is log p(x1) (exact or by quadrature), which normalises p(z|x)."""
+    x = np.asarray(x1, np.float32)[None]  # [1, *event]
+    axes, mesh = box_grid(lo, hi, size)  # mesh [G, (G,) latent]
+    log_true = log_joint_on(model, x, mesh) - log_px  # log p(x|z) + log p(z) - log p(x)
+    flat = mesh.reshape(-1, 1, mesh.shape[-1]).astype(np.float32)  # [P, 1, latent] against q's batch [1]
+    log_q = model.encode(x).log_prob(flat).numpy().astype(np.float64).reshape(mesh.shape[:-1])
+    return PosteriorsOnGrid(axes, log_true, log_q)
+
+
+def kl_on_grid(grid: PosteriorsOnGrid) -> float:
+    """KL(q(z|x) || p(z|x)) ~= sum_g q(z_g|x) cell (log q(z_g|x) - log p(z_g|x)), a Riemann sum over the grid
+    (accurate when the grid holds q's mass and resolves both densities)."""
+    return float(np.sum(np.exp(grid.log_q) * cell_volume(grid.axes) * (grid.log_q - grid.log_true)))
+
+
+def kl_to_posterior_on_grid(model, x1, log_px: float, size: int = 121, reach: float = 6.0) -> float:
+    """KL(q(z|x) || p(z|x)) of ONE image x1 [*event] (latent <= 2) on a grid over q's box mean +- reach std."""
+    q = model.encode(np.asarray(x1, np.float32)[None])
+    mean, std = q.mean().numpy()[0], q.stddev().numpy()[0]  # [latent]
+    return kl_on_grid(posteriors_on_grid(model, x1, mean - reach * std, mean + reach * std, size, log_px))
+
+
+def kl_to_true_posterior(model, x1, log_px: float | None = None, size: int = 121) -> float:
+    """KL(q(z|x) || p(z|x)) of ONE image x1 [*event], computed on its own rather than as log p(x) - ELBO: in closed
+    form for a linear-Gaussian model, else on a grid (latent <= 2) with log p(x1) given or by quadrature."""
+    if is_linear_gaussian(model):
+        return float(kl_to_exact_posterior(model, np.asarray(x1, np.float32)[None])[0])
+    if model.latent_dim > 2:
+        raise ValueError(f"KL(q(z|x) || p(z|x)) needs a linear-Gaussian model or latent_dim <= 2, this model has "
+                         f"latent_dim {model.latent_dim}")
+    if log_px is None:
+        log_px = posterior_grid(model, x1, size).log_px
+    return kl_to_posterior_on_grid(model, x1, log_px, size)
 
 
 # --- latent usage -----------------------------------------------------------------------------------------------
@@ -255,33 +362,42 @@ def kl_per_dimension(model, x, n_samples: int = 64) -> np.ndarray:
         q = model.encode(x[i:i + 1024])
         exact = factorized_kl(q, prior)
         if exact is None:
-            exact = _marginal_kl_mc(q, prior, n_samples)
+            exact = _marginal_kl_mc(model, q, n_samples)
         rows.append(exact.numpy())
     return np.concatenate(rows).mean(axis=0)
 
 
-def _marginal_kl_mc(q, prior, n_samples):
+def _marginal_kl_mc(model, q, n_samples):
+    """KL(q(z_j|x) || p(z_j)) ~= mean_s [log q(z_js|x) - log p(z_js)] per dimension -> [batch, latent]."""
     q_marg = tfd.Normal(q.mean(), q.stddev())  # batch [batch, latent]
-    p_marg = prior_marginals(prior)
     z = q_marg.sample(n_samples, seed=0)  # [S, batch, latent]
-    return tf.reduce_mean(q_marg.log_prob(z) - p_marg.log_prob(z), axis=0)
+    log_p = tf.stack([prior_marginals(model, [j]).log_prob(z[..., j:j + 1]) for j in range(model.latent_dim)],
+                     axis=-1)  # [S, batch, latent]
+    return tf.reduce_mean(q_marg.log_prob(z) - log_p, axis=0)
 
 
-def prior_marginals(prior):
-    """The prior's one-dimensional marginals, batch [latent]."""
+def prior_marginals(model, dims=None) -> tfd.Distribution:
+    """p(z_dims): the prior's marginal over the latent coordinates `dims` (all when None), event [len(dims)];
+    a one-dimensional marginal p(z_j) is dims=[j]. The priors have diagonal Gaussian components, so a marginal keeps
+    the chosen coordinates of each component:
+        N(mu, diag s^2)                 -> N(mu[dims], diag s[dims]^2)
+        sum_k pi_k N(mu_k, diag s_k^2)  -> sum_k pi_k N(mu_k[dims], diag s_k[dims]^2)"""
+    dims = list(range(model.latent_dim)) if dims is None else [int(d) for d in dims]
+    if not dims or any(not 0 <= d < model.latent_dim for d in dims):
+        raise ValueError(f"dims {dims} must be latent dimensions in [0, {model.latent_dim})")
+    prior = model.prior_distribution()
     if isinstance(prior, tfd.MixtureSameFamily):
         comp = prior.components_distribution  # batch [K], event [latent]
-        loc = tf.transpose(comp.mean())  # [latent, K]
-        scale = tf.transpose(comp.stddev())
-        logits = prior.mixture_distribution.logits_parameter()  # [K]
-        mix = tfd.Categorical(logits=tf.broadcast_to(logits, tf.shape(loc)))
-        return tfd.MixtureSameFamily(mix, tfd.Normal(loc, scale))
-    return tfd.Normal(prior.mean(), prior.stddev())
+        return tfd.MixtureSameFamily(prior.mixture_distribution, tfd.MultivariateNormalDiag(
+            tf.gather(comp.mean(), dims, axis=-1), tf.gather(comp.stddev(), dims, axis=-1)))  # [K, d]
+    return tfd.MultivariateNormalDiag(tf.gather(prior.mean(), dims, axis=-1), tf.gather(prior.stddev(), dims, axis=-1))
 
 
 __all__ = [
-    "log_weights", "log_px_importance", "iwae_curve", "LinearGaussian", "linear_gaussian", "is_linear_gaussian",
-    "exact_log_px", "exact_posterior", "posterior_grid", "grid_moments", "log_joint_on", "prior_marginals",
-    "decode_chunk", "log_px_quadrature", "active_units",
-    "kl_per_dimension", "log_mean_exp",
+    "log_weights", "log_px_importance", "iwae_curve", "ELBOEstimate", "elbo_estimate", "LinearGaussian",
+    "linear_gaussian", "is_linear_gaussian", "exact_log_px", "exact_posterior", "kl_to_exact_posterior",
+    "decode_chunk", "GridPosterior", "grid_mesh", "box_grid", "cell_volume", "grid_moments", "log_joint_on",
+    "posterior_grid", "log_px_quadrature", "PosteriorsOnGrid", "posteriors_on_grid", "kl_on_grid",
+    "kl_to_posterior_on_grid", "kl_to_true_posterior", "active_units", "kl_per_dimension", "prior_marginals",
+    "log_mean_exp",
 ]

@@ -1,11 +1,15 @@
 """Objectives, per example and batched.
 
-    ELBO(x)   = E_q[log p(x|z)] - KL(q(z|x) || p(z))                     <= log p(x)
-    distortion = -E_q[log p(x|z)]            rate = KL(q(z|x) || p(z))    (reported separately)
+    elbo(x)           = reconstruction(x) - kl(x)                          <= log p(x)
+    reconstruction(x) = E_q[log p(x|z)]           (nats, higher is better)
+    kl(x)             = KL(q(z|x) || p(z))        (nats)
     IWAE_k(x) = E[ log (1/k) sum_k p(x, z_k) / q(z_k|x) ],  z_k ~ q(z|x)  ELBO = IWAE_1 <= IWAE_k <= log p(x)
 
-Training minimises  mean_batch[distortion] + beta_t * rate', where beta_t rises linearly from 0 to beta over the
-warm-up steps and rate' applies free bits: sum_j max(lambda, mean_batch KL_j) when the KL splits over latent
+These three names (`elbo`, `reconstruction`, `kl`) are the one vocabulary of the ELBO's terms: in `ELBOTerms`, in
+the metrics of `training_loss`, in the history and metrics files, in the CLI's JSON and in the dashboard's figures.
+
+Training minimises  -mean_batch[reconstruction] + beta_t * kl', where beta_t rises linearly from 0 to beta over
+the warm-up steps and kl' applies free bits: sum_j max(lambda, mean_batch KL_j) when the KL splits over latent
 dimensions, else max(lambda * latent_dim, mean_batch KL).
 
 log p(x|z) goes through `log_likelihood`, which for a Bernoulli p(x|z) on logits l uses the fused form
@@ -26,9 +30,9 @@ from vae_tfp._tf import tf, tfd
 
 @dataclass
 class ELBOTerms:
-    elbo: tf.Tensor  # [batch]  E_q[log p(x|z)] - KL
-    distortion: tf.Tensor  # [batch]  -E_q[log p(x|z)]
-    rate: tf.Tensor  # [batch]  KL(q(z|x) || p(z))
+    elbo: tf.Tensor  # [batch]  reconstruction - kl
+    reconstruction: tf.Tensor  # [batch]  E_q[log p(x|z)]
+    kl: tf.Tensor  # [batch]  KL(q(z|x) || p(z))
     loss: tf.Tensor  # []       what training minimises (beta, free bits applied)
     kl_per_dim: tf.Tensor | None = None  # [batch, latent] when the KL splits over dimensions
 
@@ -76,13 +80,14 @@ def _is_diagonal_normal(d) -> bool:
     return isinstance(d, tfd.MultivariateNormalDiag)
 
 
-def free_bits_rate(rate, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor:
-    """The rate term training sees: per-dimension KL floored at `free_bits` nats (averaged over the batch first)."""
+def free_bits_kl(kl, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor:
+    """The KL term training sees, kl [batch] -> []: per-dimension KL floored at `free_bits` nats (averaged over the
+    batch first), or the whole KL floored at free_bits * latent_dim when it does not split over dimensions."""
     if free_bits <= 0:
-        return tf.reduce_mean(rate)
+        return tf.reduce_mean(kl)
     if kl_per_dim is not None:
         return tf.reduce_sum(tf.maximum(tf.reduce_mean(kl_per_dim, axis=0), free_bits))
-    return tf.maximum(tf.reduce_mean(rate), free_bits * latent_dim)
+    return tf.maximum(tf.reduce_mean(kl), free_bits * latent_dim)
 
 
 def elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "analytic", free_bits: float = 0.0,
@@ -90,11 +95,12 @@ def elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "an
     """The ELBO of each example in x [batch, *event] with n_samples Monte-Carlo samples of z."""
     out = model(x, n_samples=n_samples)
     log_lik = log_likelihood(out.likelihood, x)  # [samples, batch]
-    distortion = -tf.reduce_mean(log_lik, axis=0)  # [batch]
-    rate = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
+    reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]
+    kl_q_p = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
     per_dim = factorized_kl(out.posterior, out.prior)
-    loss = tf.reduce_mean(distortion) + beta * free_bits_rate(rate, per_dim, free_bits, model.latent_dim)
-    return ELBOTerms(elbo=-distortion - rate, distortion=distortion, rate=rate, loss=loss, kl_per_dim=per_dim)
+    loss = -tf.reduce_mean(reconstruction) + beta * free_bits_kl(kl_q_p, per_dim, free_bits, model.latent_dim)
+    return ELBOTerms(elbo=reconstruction - kl_q_p, reconstruction=reconstruction, kl=kl_q_p, loss=loss,
+                     kl_per_dim=per_dim)
 
 
 def log_importance_weights(model, x, k: int, beta: float = 1.0) -> tf.Tensor:
@@ -122,21 +128,22 @@ def warmup_beta(step: int, beta: float, warmup_steps: float) -> np.float32:
 
 
 def training_loss(model, x, *, beta=1.0, kl: str = "analytic", free_bits: float = 0.0, iwae_k: int = 1):
-    """(loss, metrics) for one batch: loss is what training minimises; metrics hold the batch means of the ELBO,
-    distortion and rate (and the IWAE bound when iwae_k > 1, which then is what training maximises)."""
+    """(loss, metrics) for one batch: loss is what training minimises; metrics hold the batch means of `elbo`,
+    `reconstruction` and `kl`, the `loss`, and `iwae` (the bound, which training then maximises) when iwae_k > 1."""
     if iwae_k <= 1:
         terms = elbo_terms(model, x, beta=beta, kl=kl, free_bits=free_bits)
-        return terms.loss, _batch_means(terms.elbo, terms.distortion, terms.rate)
+        return terms.loss, _batch_means(terms.reconstruction, terms.kl, terms.loss)
     out = model(x, n_samples=iwae_k)  # one set of k samples serves the bound and the reported terms
     log_lik = log_likelihood(out.likelihood, x)  # [k, batch]
     log_ratio = out.prior.log_prob(out.z) - out.posterior.log_prob(out.z)  # log p(z) - log q(z|x), [k, batch]
     bound = log_mean_exp(log_lik + beta * log_ratio, axis=0)  # [batch]
-    distortion = -tf.reduce_mean(log_lik, axis=0)
-    rate = kl_divergence(out.posterior, out.prior, kl, z=out.z)
-    metrics = _batch_means(-distortion - rate, distortion, rate)
-    metrics["iwae"] = tf.reduce_mean(bound)
-    return -metrics["iwae"], metrics
+    reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]
+    kl_q_p = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
+    loss = -tf.reduce_mean(bound)
+    return loss, dict(_batch_means(reconstruction, kl_q_p, loss), iwae=-loss)
 
 
-def _batch_means(elbo, distortion, rate) -> dict:
-    return {"elbo": tf.reduce_mean(elbo), "distortion": tf.reduce_mean(distortion), "rate": tf.reduce_mean(rate)}
+def _batch_means(reconstruction, kl, loss) -> dict:
+    """{elbo, reconstruction, kl, loss}: batch means of the terms [batch] -> [], elbo = reconstruction - kl."""
+    r, k = tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
+    return {"elbo": r - k, "reconstruction": r, "kl": k, "loss": loss}

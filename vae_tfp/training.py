@@ -50,7 +50,7 @@ class TrainEvent:
     total_steps: int
     images_per_second: float = 0.0
     eta_seconds: float = float("nan")
-    metrics: dict = field(default_factory=dict)  # train: elbo, distortion, rate, beta (and iwae)
+    metrics: dict = field(default_factory=dict)  # train: elbo, reconstruction, kl, loss, beta (and iwae)
     test_metrics: dict | None = None
     status: str = "running"
 
@@ -167,8 +167,8 @@ class Trainer:
 
     def _eval_terms(self, x):
         terms = elbo_terms(self.model, x)
-        return {"elbo": tf.reduce_sum(terms.elbo), "distortion": tf.reduce_sum(terms.distortion),
-                "rate": tf.reduce_sum(terms.rate)}
+        return {"elbo": tf.reduce_sum(terms.elbo), "reconstruction": tf.reduce_sum(terms.reconstruction),
+                "kl": tf.reduce_sum(terms.kl)}
 
     # --- data --------------------------------------------------------------------------------------------------
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -221,7 +221,7 @@ class Trainer:
     def evaluate_test(self) -> dict:
         """Test-set ELBO and its terms (means over the test images, one z sample each)."""
         x = self.data.x_test
-        sums = {"elbo": 0.0, "distortion": 0.0, "rate": 0.0}
+        sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
         for i in range(0, len(x), EVAL_BATCH):
             out = self._eval_step(tf.constant(x[i:i + EVAL_BATCH]))
             for k in sums:

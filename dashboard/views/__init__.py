@@ -1,5 +1,6 @@
 """The dashboard's views, one module each; `VIEWS` is their order and their tab labels (also the ?view= value).
-No module here imports TensorFlow at import time: each imports vae_tfp.views when it has a model to show."""
+Each page draws what its module in `vae_tfp.explain` computes; no module here imports TensorFlow at import time:
+each asks `state.explain(<view>)` for its library module when it has a model to show."""
 
 from dashboard.views import compare, latent, prior_posterior, reconstructions, training, what_is_px
 

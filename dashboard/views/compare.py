@@ -25,13 +25,13 @@ def render() -> None:
         return
     from vae_tfp.runs import get_run
 
-    views = state.vae_views()
+    compare, curves = state.explain("compare"), state.explain("curves")
     runs = [get_run(n, state.root()) for n in chosen]
-    summaries = [views.run_summary(r) for r in runs]
-    note = views.comparability_note(summaries)
+    summaries = [compare.run_summary(r) for r in runs]
+    note = compare.comparability_note(summaries)
     if note:
         st.warning(note)
-    series = [(r.name, views.history_curves(r.history())) for r in runs]
+    series = [(r.name, curves.history_curves(r.history())) for r in runs]
     figures.chart(figures.compare_curves(series), config=figures.plot_config("compare-runs"), key="cmp_curves")
     table = pd.DataFrame(summaries)[list(COLUMNS)].rename(columns=COLUMNS).dropna(axis=1, how="all")
     numbers = {c: st.column_config.NumberColumn(format="%.2f") for c in

@@ -15,7 +15,7 @@ def render() -> None:
     act = state.ready()
     if act is None:
         return
-    views = state.vae_views()
+    explain = state.explain("latent")
 
     model, token, x_test = act.model, act.token, act.data.x_test
     points = act.info.get("kind") == "points"
@@ -24,7 +24,7 @@ def render() -> None:
 
     if model.latent_dim == 2:
         st.subheader("The latent plane: E[x|z] over a grid of z")
-        grid = state.memo(token, "latent_grid", (), lambda: views.latent_grid(model, size=12 if not points else 15))
+        grid = state.memo(token, "latent_grid", (), lambda: explain.latent_grid(model, size=12 if not points else 15))
         if points:
             figures.chart(figures.grid_on_points(x_test[:1000], grid), config=figures.plot_config("latent-grid"),
                             key="lat_grid")
@@ -47,7 +47,7 @@ def render() -> None:
     with c3:
         reach = st.slider("Range (±)", 0.5, 5.0, 3.0, 0.5, key="lat_reach")
     values = np.linspace(-reach, reach, STEPS)
-    path = state.memo(token, "traversal", (i, dim, reach), lambda: views.traversal(model, x_test[i], dim, values))
+    path = state.memo(token, "traversal", (i, dim, reach), lambda: explain.traversal(model, x_test[i], dim, values))
     _path(path, points, x_test, zmin, zmax, px, [f"z{dim + 1} = {v:.2g}" for v in values],
           f"Traversal of z{dim + 1} from test image #{i}", "traversal")
 
@@ -57,7 +57,7 @@ def render() -> None:
         a = st.number_input("From test image #", 0, len(x_test) - 1, 0, key="lat_a")
     with c2:
         b = st.number_input("To test image #", 0, len(x_test) - 1, min(1, len(x_test) - 1), key="lat_b")
-    path = state.memo(token, "interpolation", (a, b), lambda: views.interpolation(model, x_test[a], x_test[b],
+    path = state.memo(token, "interpolation", (a, b), lambda: explain.interpolation(model, x_test[a], x_test[b],
                                                                                   STEPS))
     _path(path, points, x_test, zmin, zmax, px, [f"t = {t:.2f}" for t in path.t],
           f"z_t = (1 − t) E_q[z|x_{a}] + t E_q[z|x_{b}]", "interpolation")

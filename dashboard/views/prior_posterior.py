@@ -16,7 +16,7 @@ def render() -> None:
     act = state.ready()
     if act is None:
         return
-    views = state.vae_views()
+    explain = state.explain("prior_posterior")
 
     model, token = act.model, act.token
     x_test = act.data.x_test
@@ -28,8 +28,8 @@ def render() -> None:
     show = st.radio("Show", ["E[x|z] (decoder output)", "x ~ p(x|z) (sample)"], horizontal=True, key="pp_show")
     use_sample = show.startswith("x ~")
     n_dec = N_DECODE_POINTS if points else N_DECODES
-    prior = state.memo(token, "prior_decodes", (n_dec,), lambda: views.prior_decodes(model, n_dec, seed=1))
-    post = state.memo(token, "posterior_decodes", (n_dec,), lambda: views.posterior_decodes(model, x_test[:n_dec],
+    prior = state.memo(token, "prior_decodes", (n_dec,), lambda: explain.prior_decodes(model, n_dec, seed=1))
+    post = state.memo(token, "posterior_decodes", (n_dec,), lambda: explain.posterior_decodes(model, x_test[:n_dec],
                                                                                             seed=2))
     if points:
         fig = figures.points_figure(x_test[:1000], [
@@ -67,21 +67,21 @@ def render() -> None:
         which = st.radio("Points", ["means", "samples"], horizontal=True, key="pp_which",
                          format_func={"means": "posterior means E_q[z|x]", "samples": "samples z ~ q(z|x)"}.get)
     n = min(N_SCATTER, len(x_test))
-    scatter = state.memo(token, "latent_scatter", (dims, n), lambda: views.latent_scatter(
+    scatter = state.memo(token, "latent_scatter", (dims, n), lambda: explain.latent_scatter(
         model, x_test[:n], None if y_test is None else y_test[:n], dims=dims))
     figures.chart(state.figure(token, "pp_scatter", (dims, n, which),
                                lambda: figures.latent_scatter(scatter, which, act.info.get("label_names"))),
                   config=figures.plot_config("latent-scatter"), key="pp_scatter")
 
     st.subheader("Aggregate posterior q(z) = mean over x of q(z|x), per dimension, against p(z)")
-    agg = state.memo(token, "aggregate", (n,), lambda: views.aggregate_posterior(model, x_test[:n]))
+    agg = state.memo(token, "aggregate", (n,), lambda: explain.aggregate_posterior(model, x_test[:n]))
     figures.chart(state.figure(token, "pp_agg", (n,), lambda: figures.aggregate_histograms(agg)),
                   config=figures.plot_config("aggregate-posterior"), key="pp_agg")
     if latent > len(agg.dims):
         st.caption(f"The first {len(agg.dims)} of {latent} dimensions.")
 
     st.subheader("KL per dimension and active units")
-    usage = state.memo(token, "usage", (n,), lambda: views.latent_usage(model, x_test[:n]))
+    usage = state.memo(token, "usage", (n,), lambda: explain.latent_usage(model, x_test[:n]))
     figures.chart(state.figure(token, "pp_usage", (n,), lambda: figures.latent_usage(usage)),
                   config=figures.plot_config("latent-usage"), key="pp_usage")
     st.caption(f"{usage.n_active} of {latent} latent dimensions are active (their posterior mean varies with x: "

@@ -27,7 +27,7 @@ def render() -> None:
     act = state.ready()
     if act is None:
         return
-    views = state.vae_views()
+    explain = state.explain("reconstructions")
 
     x_test = act.data.x_test
     c1, c2 = st.columns(2)
@@ -40,7 +40,7 @@ def render() -> None:
     n = N_POINTS if points else N_IMAGES
     x = x_test[start:start + n]
     rec = state.memo(act.token, "reconstructions", (start, n, seed),
-                     lambda: views.reconstructions(act.model, x, seed=seed))
+                     lambda: explain.reconstructions(act.model, x, seed=seed))
     likelihood = act.model.likelihood_name
     if points:
         figures.chart(figures.reconstruction_points(rec), config=figures.plot_config("reconstructions"),

@@ -62,7 +62,7 @@ def render() -> None:
     act = state.ready()
     if act is None:
         return
-    history_curves = state.vae_views().history_curves
+    history_curves = state.explain("curves").history_curves
     records = act.run.history() if act.run is not None else []
     _curve(history_curves(records), act.run.name if act.run is not None else "")
     metrics = act.run.metrics() if act.run is not None else {}
@@ -71,8 +71,8 @@ def render() -> None:
         cols = st.columns(5)
         cols[0].metric("status", metrics.get("status", "?"))
         cols[1].metric("test ELBO (nats)", f"{test.get('elbo', float('nan')):.2f}")
-        cols[2].metric("test E_q[log p(x|z)]", f"{-test.get('distortion', float('nan')):.2f}")
-        cols[3].metric("test KL(q||p)", f"{test.get('rate', float('nan')):.2f}")
+        cols[2].metric("test E_q[log p(x|z)]", f"{test.get('reconstruction', float('nan')):.2f}")
+        cols[3].metric("test KL(q||p)", f"{test.get('kl', float('nan')):.2f}")
         cols[4].metric("images / s", f"{metrics.get('images_per_second', 0):,.0f}")
     if records:
         st.download_button("Download the history (JSON lines)", "".join(_jsonl(r) for r in records),
@@ -93,7 +93,7 @@ def _live_curve(job) -> None:
     if not records:
         st.info("The curve appears after the first logged steps.")
         return
-    _curve(state.vae_views().history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}")
+    _curve(state.explain("curves").history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}")
 
 
 def _curve(curves, subtitle: str) -> None:

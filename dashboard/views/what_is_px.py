@@ -20,7 +20,7 @@ def render() -> None:
     act = state.ready()
     if act is None:
         return
-    views = state.vae_views()
+    explain = state.explain("what_is_px")
 
     x_test = act.data.x_test
     c1, c2 = st.columns([1, 3])
@@ -35,7 +35,7 @@ def render() -> None:
         else:
             st.write(f"x = test point #{i}: {', '.join(f'{v:.3f}' for v in x1)}")
     with st.spinner("Computing the bounds (5000 samples of z ~ q(z|x)) and the posterior on a grid…"):
-        w = state.memo(act.token, "what_is_px", (i,), lambda: views.what_is_px(act.model, x1))
+        w = state.memo(act.token, "what_is_px", (i,), lambda: explain.what_is_px(act.model, x1))
     with c2:
         cols = st.columns(4)
         cols[0].metric("ELBO", f"{w.elbo:.3f}", help="E_q[log p(x|z)] − KL(q(z|x) || p(z)), nats")
@@ -62,9 +62,9 @@ def render() -> None:
     st.subheader("Which density is which")
     table = "| density | what it is | can we compute it? | can we sample it? |\n|---|---|---|---|\n"
     table += "".join("| " + " | ".join(cell.replace("|", "\\|") for cell in (f"**{d}**", what, compute, sample))
-                     + " |\n" for d, what, compute, sample in views.log_px_definitions())
+                     + " |\n" for d, what, compute, sample in explain.log_px_definitions())
     st.markdown(table)
-    numbers = {"image": i, "elbo": w.elbo, "reconstruction": w.reconstruction, "kl_prior": w.kl_prior,
+    numbers = {"image": i, "elbo": w.elbo, "reconstruction": w.reconstruction, "kl": w.kl,
                "ks": w.ks.tolist(), "iwae": w.iwae.tolist(), "log_px": w.log_px, "method": w.method,
                "gap": w.gap, "kl_true_posterior": w.kl_true_posterior}
     st.download_button("Download these numbers (JSON)", json.dumps(numbers, indent=2), file_name=f"what-is-px-{i}.json",
@@ -72,7 +72,7 @@ def render() -> None:
 
 
 def _story(w) -> str:
-    text = (f"**ELBO = E_q[log p(x|z)] − KL(q(z|x) || p(z)) = {w.reconstruction:.2f} − {w.kl_prior:.2f} = "
+    text = (f"**ELBO = E_q[log p(x|z)] − KL(q(z|x) || p(z)) = {w.reconstruction:.2f} − {w.kl:.2f} = "
             f"{w.elbo:.2f} nats.** Both terms use only things we can compute: p(x|z) and p(z) in closed form, "
             f"q(z|x) from the encoder. **IWAE_k** averages k importance weights p(x, z_k) / q(z_k|x) inside the log; "
             f"it rises with k (from {w.iwae[0]:.2f} at k = 1 to {w.iwae[-1]:.2f} at k = {w.ks[-1]}) towards log p(x). ")

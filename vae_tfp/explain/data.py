@@ -1,0 +1,19 @@
+"""The data of a config exactly as the trainer prepares it (same representation, binarization and seeds).
+No TensorFlow."""
+
+from vae_tfp.config import LIKELIHOOD_HELP, RunConfig
+from vae_tfp.data import Dataset, Prepared, load, prepare
+
+
+def representation(likelihood: str) -> str:
+    """The data representation a likelihood models: "binary", "unit", "real" or "levels"."""
+    if likelihood not in LIKELIHOOD_HELP:
+        raise ValueError(f"unknown likelihood {likelihood!r}; allowed: {', '.join(LIKELIHOOD_HELP)}")
+    return LIKELIHOOD_HELP[likelihood][1]
+
+
+def prepared_data(config: RunConfig, data_dir=None) -> tuple[Dataset, Prepared]:
+    """(Dataset, Prepared) for `config`: the raw data set and its conversion for the config's likelihood."""
+    dataset = load(config.dataset, data_dir=data_dir, seed=config.seed)
+    return dataset, prepare(dataset, representation(config.likelihood), binarization=config.binarization,
+                            seed=config.seed)
