@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_tfp._tf import tf, tfd
-from vae_tfp.objectives import factorized_kl, log_importance_weights, log_mean_exp
+from vae_tfp.objectives import factorized_kl, kl_factorizes, log_importance_weights, log_mean_exp
 
 MAX_POINTS = 2**15  # samples x images per compiled chunk: bounds memory to ~MAX_POINTS x D floats
 
@@ -122,9 +122,10 @@ class LinearGaussian:
 
 
 def is_linear_gaussian(model) -> bool:
-    """True when log p(x) is exact: linear decoder, gaussian likelihood, standard-normal prior."""
-    return (model.network == "linear" and model.likelihood_name == "gaussian"
-            and type(model.prior).__name__ == "StandardNormal")
+    """True when log p(x) is exact: a linear network, a Gaussian likelihood and a standard-normal prior (as the
+    model's registry entries say)."""
+    return (model.network_family.linear and model.likelihood_family.gaussian
+            and model.prior_family.standard_normal)
 
 
 def linear_gaussian(model) -> LinearGaussian:
@@ -132,8 +133,8 @@ def linear_gaussian(model) -> LinearGaussian:
     if not is_linear_gaussian(model):
         raise ValueError(
             "exact log p(x) needs a linear-Gaussian model: network='linear', likelihood='gaussian', "
-            f"prior='standard_normal'; this model has network={model.network!r}, "
-            f"likelihood={model.likelihood_name!r}, prior={type(model.prior).__name__}"
+            f"prior='standard_normal'; this model has network={model.network_family.name!r}, "
+            f"likelihood={model.likelihood_family.name!r}, prior={model.prior_family.name!r}"
         )
     dense = [layer for layer in model.decoder.layers if hasattr(layer, "kernel")]
     kernel, bias = (v.numpy().astype(np.float64) for v in (dense[0].kernel, dense[0].bias))
@@ -251,24 +252,36 @@ def kl_per_dimension(model, x, n_samples: int = 64) -> np.ndarray:
     x = np.asarray(x, np.float32)
     rows = []
     prior = model.prior_distribution()
+    factorizes = kl_factorizes(model)
     for i in range(0, len(x), 1024):
         q = model.encode(x[i:i + 1024])
-        exact = factorized_kl(q, prior)
+        exact = factorized_kl(q, prior, factorizes)
         if exact is None:
-            exact = _marginal_kl_mc(q, prior, n_samples)
+            exact = _marginal_kl_mc(q, prior_marginals(model), n_samples)
         rows.append(exact.numpy())
     return np.concatenate(rows).mean(axis=0)
 
 
-def _marginal_kl_mc(q, prior, n_samples):
+def _marginal_kl_mc(q, p_marg, n_samples):
     q_marg = tfd.Normal(q.mean(), q.stddev())  # batch [batch, latent]
-    p_marg = prior_marginals(prior)
     z = q_marg.sample(n_samples, seed=0)  # [S, batch, latent]
     return tf.reduce_mean(q_marg.log_prob(z) - p_marg.log_prob(z), axis=0)
 
 
-def prior_marginals(prior):
-    """The prior's one-dimensional marginals, batch [latent]."""
+def prior_marginals(model, dims=None):
+    """The prior's one-dimensional marginals p(z_j), batch [latent] (or [len(dims)]): `Prior.marginals`.
+
+    `model` is a VAE or its Prior layer. A bare p(z) distribution is still accepted from `vae_tfp/views.py` until it
+    passes the model (`_distribution_marginals`)."""
+    layer = getattr(model, "prior", model)
+    if hasattr(layer, "marginals"):
+        return layer.marginals(dims)
+    return _distribution_marginals(model)
+
+
+def _distribution_marginals(prior):
+    """Transitional: the 1-D marginals of a p(z) distribution itself, for callers that pass one instead of the model.
+    Goes away once `vae_tfp/views.py` calls `prior_marginals(model)`."""
     if isinstance(prior, tfd.MixtureSameFamily):
         comp = prior.components_distribution  # batch [K], event [latent]
         loc = tf.transpose(comp.mean())  # [latent, K]
