@@ -265,16 +265,6 @@ def _fit_message(problems: list) -> None:
         st.info(message)
 
 
-def _size_problem(config: RunConfig, dataset_name: str) -> str:
-    """The budget's verdict on the model this config describes for the chosen data ("" when it fits)."""
-    try:
-        ds = state.dataset(dataset_name)
-        levels = ds.levels if families.likelihoods.get(config.likelihood).needs_levels else None
-        return budget.estimate(config, ds.event_shape, levels).problem()
-    except ValueError:  # a misfit (conv on points, levels on points) is explained elsewhere
-        return ""
-
-
 def render() -> RunConfig | None:
     """Draw the sidebar; returns the config it describes (None while a choice is invalid)."""
     ss = st.session_state
@@ -310,7 +300,7 @@ def render() -> RunConfig | None:
             problems.append(f"{config.network} networks need images")
             st.error(f"{config.network} networks need images; {dataset_name} holds points. Pick mlp or linear.")
         elif config is not None and not problems:
-            size = _size_problem(config, dataset_name)
+            size = budget.problem_for(config, state.dataset(dataset_name))
             if size:
                 st.error(size)
                 problems.append(size)

@@ -51,12 +51,24 @@ def test_a_huge_model_is_refused_before_it_is_built():
     assert isinstance(err.value, ValueError)
 
 
-def test_a_large_batch_alone_can_exceed_the_memory_limit():
+def test_a_large_batch_alone_can_exceed_the_memory_limit_of_training_but_not_of_building():
     # a categorical over 256 levels on 28x28 images: 200 704 decoder outputs per image
     config = RunConfig(likelihood="categorical", batch_size=65_536)
     size = budget.estimate(config, (28, 28), 256)
     assert size.parameters < budget.MAX_PARAMETERS and size.step_bytes > budget.MAX_STEP_BYTES
-    assert "batch size 65536" in size.problem() and "parameters" not in size.problem().split(":")[1].split("and")[0]
+    assert "batch size 65536" in size.problem() and "parameters (the limit" not in size.problem()
+    with pytest.raises(budget.BudgetError, match="batch size 65536"):
+        budget.check(config, (28, 28), 256)
+    assert budget.check(config, (28, 28), 256, training=False) == size  # a saved run of it still opens
+
+
+def test_a_model_that_does_not_fit_the_data_is_left_to_the_data_checks():
+    from vae_tfp.data import load
+
+    points = load("two_moons")
+    assert budget.problem_for(RunConfig(likelihood="categorical"), points) == ""  # prepare() explains the misfit
+    assert budget.problem_for(RunConfig(network="conv", likelihood="gaussian"), points) == ""
+    assert "too large" in budget.problem_for(HUGE.replace(likelihood="gaussian"), points)
 
 
 def test_the_default_models_fit_with_room_to_spare():

@@ -40,6 +40,10 @@ def test_bad_arguments_exit_2_and_name_the_argument(args, pattern, capsys):
 @pytest.mark.parametrize("args,pattern", [
     (["train", "--dataset", "nope", "--epochs", "1"], r"unknown dataset 'nope'|nope"),
     (["train", "--dataset", "two_moons", "--likelihood", "bernoulli", "--epochs", "1"], r"gaussian"),
+    (["train", "--dataset", "two_moons", "--likelihood", "categorical", "--epochs", "1"],
+     r"\(e.g. gaussian\) fit point"),
+    (["train", "--batch-size", "65536", "--likelihood", "categorical", "--hidden", "4096", "--epochs", "1"],
+     r"GB of memory for one training step at batch size 65536"),
     (["train", "--free-bits", "0.5", "--iwae-k", "5"], r"free_bits.*iwae_k"),
     (["train", "--hidden", "a,b"], r"--hidden: hidden must be a list of layer widths"),
     (["train", "--resume"], r"--resume needs --run-dir"),

@@ -1,6 +1,8 @@
-"""A budget on a model's size, checked before anything is built: by `build_vae` (so the CLI, the trainer and a
-bundle import all stop with the same message) and by the sidebar (Train stays off for a link or a setting that
-is too large). Imports no TensorFlow: the sizes come from the registry entries in `vae_tfp.families`.
+"""A budget on a model's size, checked before anything is built: the whole budget (parameters and the memory of one
+training step) by the CLI's `train` and by the sidebar (Train stays off for a link or a setting that is too large),
+the parameters alone by `build_vae` (so every model built, e.g. for a bundle or a saved run, is bounded; a saved
+run's batch size does not matter for viewing it). Imports no TensorFlow: the sizes come from the registry entries
+in `vae_tfp.families`.
 
     parameters P = sum over the encoder's and decoder's layers (the network family's layer sizes)
                    + the prior's parameters + the likelihood's own (a learned sigma)
@@ -10,8 +12,10 @@ is too large). Imports no TensorFlow: the sizes come from the registry entries i
                      + 2 B (D + sum_l encoder outputs_l)     the input and the encoder's activations, kept for the
                                                              backward pass, and their gradients
                      + 2 B S (L + sum_l decoder outputs_l) ) z and the decoder's activations, and their gradients
-    with D the data's dimension and L the latent dimension. It is an estimate (TensorFlow's temporaries come on
-    top), made to catch a model that cannot fit, not to size one to the byte.
+    with D the data's dimension and L the latent dimension. It is an estimate, made to catch a model that cannot
+    fit, not to size one to the byte: TensorFlow's temporaries come on top (the peak resident memory of two compiled
+    training steps grew by 1.4x this estimate for a categorical on 28x28 images, 1.5x for a 2048-2048 MLP at batch
+    512 and 1.7x for IWAE with k = 50, measured on CPU).
 
 The limits live here, in one place; an operator who wants a smaller server lowers them.
 """
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 from vae_tfp import families
 
-MAX_PARAMETERS = 100_000_000  # 0.4 GB of float32 weights; 1.6 GB with gradients and Adam's moments
+MAX_PARAMETERS = 200_000_000  # 0.8 GB of float32 weights; 3.2 GB with gradients and Adam's moments
 MAX_STEP_BYTES = 4 * 2**30  # memory for one training step
 BYTES_PER_VALUE = 4  # float32
 
@@ -36,12 +40,14 @@ class ModelSize:
     step_bytes: int  # estimated memory for one training step at the config's batch size and iwae_k
     batch_size: int
 
-    def problem(self, max_parameters: int = MAX_PARAMETERS, max_step_bytes: int = MAX_STEP_BYTES) -> str:
-        """An empty string when the model fits the budget, else one sentence naming its size and the limit."""
+    def problem(self, max_parameters: int = MAX_PARAMETERS, max_step_bytes: int = MAX_STEP_BYTES,
+                training: bool = True) -> str:
+        """An empty string when the model fits the budget, else one sentence naming its size and the limit.
+        training=False checks the parameters alone (building a model to look at it, not to train it)."""
         parts = []
         if self.parameters > max_parameters:
             parts.append(f"{self.parameters:,} parameters (the limit is {max_parameters:,})")
-        if self.step_bytes > max_step_bytes:
+        if training and self.step_bytes > max_step_bytes:
             parts.append(f"about {_gigabytes(self.step_bytes)} of memory for one training step at batch size "
                          f"{self.batch_size} (the limit is {_gigabytes(max_step_bytes)})")
         if not parts:
@@ -56,7 +62,8 @@ def _gigabytes(n: int) -> str:
 
 def estimate(config, event_shape, levels: int | None = None) -> ModelSize:
     """The size of the model `config` describes for data of `event_shape` (and `levels` grey levels, which only
-    families that need levels read). ValueError if the families cannot be built for that data (e.g. conv on points)."""
+    families that need levels read; None for points). ValueError if the families cannot be built for that data
+    (e.g. conv on points, a categorical without levels)."""
     event_shape = tuple(int(d) for d in event_shape)
     likelihood = families.likelihoods.get(config.likelihood)
     posterior = families.posteriors.get(config.posterior)
@@ -75,10 +82,21 @@ def estimate(config, event_shape, levels: int | None = None) -> ModelSize:
     return ModelSize(parameters=parameters, step_bytes=BYTES_PER_VALUE * values, batch_size=batch)
 
 
-def check(config, event_shape, levels: int | None = None) -> ModelSize:
-    """The model's size, or BudgetError (a ValueError) naming its size and the limit when it is too large."""
+def check(config, event_shape, levels: int | None = None, *, training: bool = True) -> ModelSize:
+    """The model's size, or BudgetError (a ValueError) naming its size and the limit when it is too large (to train,
+    or with training=False only to hold its parameters)."""
     size = estimate(config, event_shape, levels)
-    problem = size.problem()
+    problem = size.problem(training=training)
     if problem:
         raise BudgetError(problem)
     return size
+
+
+def problem_for(config, dataset) -> str:
+    """The whole budget's verdict for `config` on a loaded data set (its event shape and levels): "" when the model
+    fits, else the sentence naming its size and the limit. A model that cannot be made for this data at all (conv
+    on points, a categorical without levels) also gives "": the data's own checks say why, in better words."""
+    try:
+        return estimate(config, dataset.event_shape, dataset.levels).problem()
+    except ValueError:
+        return ""

@@ -143,7 +143,8 @@ def make_strategy(name: str):
 
 
 def cmd_train(a) -> dict:
-    from vae_tfp.data import DatasetNotFoundError
+    from vae_tfp import budget
+    from vae_tfp.data import DatasetNotFoundError, load
     from vae_tfp.runs import create_run, runs_root
     from vae_tfp.training import Trainer
 
@@ -155,6 +156,10 @@ def cmd_train(a) -> dict:
         if a.resume:
             trainer = Trainer.resume(a.run_dir, **kwargs)
         else:
+            kwargs["dataset"] = load(cfg.dataset, data_dir=a.data_dir, seed=cfg.seed)
+            too_large = budget.problem_for(cfg, kwargs["dataset"])  # the model's size, before anything is built
+            if too_large:
+                raise UsageError(too_large)
             if a.run_dir:
                 target = Path(a.run_dir)
                 if target.exists():

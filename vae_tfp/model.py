@@ -7,7 +7,7 @@
     p(x|z) = likelihood(decoder(z))               batch [samples, batch], event [*event_shape]
 
 Calling the model returns a `VAEOutput` that holds the distributions themselves, so callers take
-`.mean()`, `.sample()` and `.log_prob()` of each. `build_vae` first checks the model's size against
+`.mean()`, `.sample()` and `.log_prob()` of each. `build_vae` first checks the model's parameter count against
 `vae_tfp.budget` (BudgetError, a ValueError, before any layer is built).
 """
 
@@ -110,10 +110,11 @@ class VAE(keras.Model):
 
 def build_vae(config, event_shape, levels: int | None = None) -> VAE:
     """Build the VAE described by a `RunConfig` for data of `event_shape` (and `levels` grey levels), after checking
-    its size against the budget (`vae_tfp.budget.check`: BudgetError, a ValueError, before anything is built)."""
+    its parameter count against the budget (`vae_tfp.budget`: BudgetError, a ValueError, before anything is built;
+    the memory of a training step is checked where training is set up, e.g. by the CLI and the sidebar)."""
     from vae_tfp.budget import check
 
-    check(config, event_shape, levels)
+    check(config, event_shape, levels, training=False)
     return VAE(
         event_shape,
         latent_dim=config.latent_dim,
