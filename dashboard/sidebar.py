@@ -1,9 +1,12 @@
 """The sidebar: every training choice read into one `RunConfig`; Train / Stop / Resume; the saved-run picker.
 
-A choice that does not fit the data is explained right under it (from `vae_tfp.data.prepare`'s note or error).
-The config is mirrored into the URL's query parameters with `vae_tfp.sharing`, so a copied link opens the same
-setup; a link is read once, when a session starts, and whatever in it is wrong is named in a warning. Nothing here
-imports TensorFlow (the sidebar paints before it has loaded).
+The widgets are generated from the RunConfig fields' metadata (`vae_tfp.config.SETTINGS`: label, help, the range the
+dashboard offers, step, format, choices with their words, the group and row it sits in, and when it applies, e.g.
+sigma only for a likelihood that has one). A choice that does not fit the data is explained right under it (from
+`vae_tfp.data.prepare`'s note or error), and a model larger than `vae_tfp.budget` allows keeps Train off with the
+reason. The config is mirrored into the URL's query parameters with `vae_tfp.sharing`, so a copied link opens the
+same setup; a link is read once, when a session starts, and whatever in it is wrong (or outside what the widgets
+offer) is named in a warning. Nothing here imports TensorFlow (the sidebar paints before it has loaded).
 """
 
 
@@ -11,38 +14,14 @@ import streamlit as st
 
 from dashboard import state
 from dashboard.jobs import TrainingJob
-from vae_tfp import sharing
-from vae_tfp.config import (
-    BINARIZATIONS,
-    KL_METHODS,
-    LIKELIHOOD_HELP,
-    LIKELIHOOD_NAMES,
-    LR_SCHEDULES,
-    NETWORK_NAMES,
-    POSTERIOR_NAMES,
-    PRIOR_NAMES,
-    SIGMA_MODES,
-    RunConfig,
-)
+from vae_tfp import budget, families, sharing
+from vae_tfp import config as C
+from vae_tfp.config import RunConfig
 
 VIEW_KEY, IMAGE_KEY, RUN_KEY = "view", "img", "run"  # query parameters owned by the views / the run picker
 NOT_CONFIG = (VIEW_KEY, IMAGE_KEY, RUN_KEY)
-SELECTS = {"likelihood": LIKELIHOOD_NAMES, "binarization": BINARIZATIONS, "prior": PRIOR_NAMES,
-           "posterior": POSTERIOR_NAMES, "network": NETWORK_NAMES, "sigma_mode": SIGMA_MODES, "kl": KL_METHODS,
-           "lr_schedule": LR_SCHEDULES}
-NUMBERS = {  # field: (min, max, step, format) of its number input
-    "latent_dim": (1, 64, 1, None), "prior_components": (1, 50, 1, None), "sigma": (0.001, 10.0, 0.01, "%.3f"),
-    "beta": (0.0, 100.0, 0.1, "%.2f"), "warmup_epochs": (0.0, 1000.0, 1.0, "%.1f"),
-    "free_bits": (0.0, 10.0, 0.05, "%.2f"), "iwae_k": (1, 100, 1, None), "epochs": (1, 10_000, 1, None),
-    "batch_size": (1, 4096, 1, None), "lr": (1e-6, 1.0, 1e-4, "%.1e"), "seed": (0, 2**31 - 1, 1, None),
-    "eval_every": (1, 1000, 1, None),
-}
-WIDGET_FIELDS = ("dataset", "hidden", *SELECTS, *NUMBERS)
-POSTERIOR_WORDS = {"diagonal": "diagonal Gaussian N(mu(x), diag sigma(x)^2)",
-                   "full": "full-covariance Gaussian N(mu(x), L(x) L(x)^T)"}
-PRIOR_WORDS = {"standard_normal": "standard normal N(0, I)", "mixture": "mixture of Gaussians (learned)"}
-BINARIZATION_WORDS = {"dynamic": "dynamic: re-sampled each epoch", "static": "static: sampled once",
-                      "threshold": "thresholded at 0.5"}
+WIDGET_FIELDS = tuple(C.SETTINGS)  # every setting has a widget
+SUBHEADED = ("Objective", "Optimisation")  # groups under their own subheader; Data and Model sit under "Setup"
 
 
 def _key(name: str) -> str:
@@ -84,7 +63,22 @@ def seed_widgets(config: RunConfig) -> None:
     """Put a config's values into the sidebar's widgets (before they are drawn, or from a callback)."""
     for name in WIDGET_FIELDS:
         st.session_state[_key(name)] = _widget_value(config, name)
-    st.session_state["cfg_extra"] = {"checkpoint_every": config.checkpoint_every}
+
+
+def within_offer(config: RunConfig, source: str) -> tuple[RunConfig, list[str]]:
+    """The config with every number outside the range its widget offers (a narrower one than the config allows)
+    set back to the default, and a warning naming each: "{source} parameter latent_dim=128 is outside ..."."""
+    warnings = []
+    for name, setting in C.SETTINGS.items():
+        if C.kind(name) not in ("int", "float") or setting.ui is None:
+            continue
+        lo, hi = setting.ui
+        value = getattr(config, name)
+        if not lo <= value <= hi:
+            warnings.append(f"{source} parameter {name}={value!r} is outside what the dashboard offers ([{lo}, {hi}]); "
+                            f"using {C.DEFAULTS[name]!r}.")
+            config = config.replace(**{name: C.DEFAULTS[name]})
+    return config, warnings
 
 
 def read_link(view_labels) -> None:
@@ -95,12 +89,8 @@ def read_link(view_labels) -> None:
     ss["link_read"] = True
     params = st.query_params.to_dict()
     config, warnings = sharing.config_from_query(params, datasets=available_datasets(), ignore=NOT_CONFIG)
-    for name, (lo, hi, _, _) in NUMBERS.items():
-        value = getattr(config, name)
-        if not lo <= value <= hi:
-            warnings.append(f"Link parameter {name}={value!r} is outside what the dashboard offers ([{lo}, {hi}]); "
-                            f"using {getattr(RunConfig(), name)!r}.")
-            config = config.replace(**{name: getattr(RunConfig(), name)})
+    config, outside = within_offer(config, "Link")
+    warnings += outside
     seed_widgets(config)
     run = params.get(RUN_KEY)
     if run:
@@ -157,7 +147,9 @@ def _picked() -> None:
 
 
 def _use_settings(config: RunConfig) -> None:
+    config, warnings = within_offer(config, "Saved-run")
     seed_widgets(config)
+    st.session_state["flash"] = [("warning", w) for w in warnings]
 
 
 def _upload() -> None:
@@ -184,14 +176,71 @@ def _upload() -> None:
 
 
 # --- drawing --------------------------------------------------------------------------------------------------------
-def _select(label, name, help=None, format_func=str, **kw):
-    return st.selectbox(label, SELECTS[name], key=_key(name), help=help, format_func=format_func, **kw)
+def _values() -> dict:
+    """The settings as the widgets hold them now (defaults for widgets not drawn yet)."""
+    ss = st.session_state
+    return {name: ss.get(_key(name), C.DEFAULTS[name]) for name in WIDGET_FIELDS}
 
 
-def _number(label, name, help=None, **kw):
-    lo, hi, step, fmt = NUMBERS[name]
-    return st.number_input(label, min_value=lo, max_value=hi, step=step, format=fmt, key=_key(name), help=help,
-                           **kw)
+def _widget(name: str, infos: dict):
+    """The widget of one RunConfig field, made from its Setting; a widget that applies only sometimes keeps its value
+    while hidden."""
+    setting = C.SETTINGS[name]
+    kind, key = C.kind(name), _key(name)
+    keep = {"persist_state": "session"} if setting.applies is not None else {}
+    if name == "dataset":  # a name from the registry that is available here (a link cannot name a path)
+        names = available_datasets()
+        listed = "\n\n".join(f"**{n}**: {infos[n]['description']}" for n in names)
+        return st.selectbox(setting.label, names, key=key, help=f"{setting.help}\n\n{listed}", **keep)
+    if kind == "choice":
+        if setting.show_words:
+            return st.selectbox(setting.label, list(setting.choices), key=key, format_func=setting.choices.get,
+                                help=setting.help, **keep)
+        listed = "\n\n".join(f"**{n}**: {words}" for n, words in setting.choices.items())
+        return st.selectbox(setting.label, list(setting.choices), key=key, help=f"{setting.help}\n\n{listed}",
+                            **keep)
+    if kind in ("int", "float"):
+        number = int if kind == "int" else float
+        lo, hi = setting.ui
+        return st.number_input(setting.label, min_value=number(lo), max_value=number(hi), step=number(setting.step),
+                               format=setting.format, key=key, help=setting.help, **keep)
+    return st.text_input(setting.label, key=key, help=setting.help, **keep)
+
+
+def _group(group: str, infos: dict, before=None) -> None:
+    """The widgets of one group in field order; fields sharing a row sit side by side. `before` maps a field name to
+    something drawn just before its widget."""
+    names = [n for n, s in C.SETTINGS.items() if s.group == group]
+    i = 0
+    while i < len(names):
+        values = _values()
+        if before and names[i] in before:
+            before[names[i]]()
+        row = [names[i]]
+        while C.SETTINGS[row[0]].row and i + len(row) < len(names) \
+                and C.SETTINGS[names[i + len(row)]].row == C.SETTINGS[row[0]].row:
+            row.append(names[i + len(row)])
+        i += len(row)
+        shown = [n for n in row if C.SETTINGS[n].applies_to(values)]
+        if len(shown) == 1:
+            _widget(shown[0], infos)
+        elif shown:
+            for column, name in zip(st.columns(len(shown)), shown):
+                with column:
+                    _widget(name, infos)
+
+
+def _fit_message(problems: list) -> None:
+    """What the data becomes under the chosen likelihood, and whether that fits (under the likelihood's widgets)."""
+    ss = st.session_state
+    likelihood = ss[_key("likelihood")]
+    level, message, note = fit_report(ss[_key("dataset")], likelihood, ss.get(_key("binarization"), "dynamic"))
+    st.caption(f"Models {families.likelihoods.get(likelihood).words}. " + (f"Your data: {note}" if note else ""))
+    if level == "error":
+        st.error(message)
+        problems.append(message)
+    elif level == "info":
+        st.info(message)
 
 
 def render() -> RunConfig | None:
@@ -203,80 +252,36 @@ def render() -> RunConfig | None:
     with st.sidebar:
         st.header("Setup")
         infos = {d["name"]: d for d in datasets()}
-        names = available_datasets()
-        if ss[_key("dataset")] not in names:
+        if ss[_key("dataset")] not in available_datasets():
             ss[_key("dataset")] = RunConfig().dataset
-        dataset_name = st.selectbox("Dataset", names, key=_key("dataset"),
-                                    help="\n\n".join(f"**{n}**: {infos[n]['description']}" for n in names))
+        _group("Data", infos)
+        dataset_name = ss[_key("dataset")]
         missing = [n for n, d in infos.items() if not d["available"]]
         st.caption(infos[dataset_name]["description"] + (f" Not available offline: {', '.join(missing)}."
                                                           if missing else ""))
-
-        likelihood = _select("Likelihood p(x|z)", "likelihood",
-                             help="\n\n".join(f"**{n}**: {m} (data as *{r}*)" for n, (m, r) in
-                                              LIKELIHOOD_HELP.items()))
-        if likelihood == "bernoulli":
-            _select("Binarization", "binarization", format_func=lambda b: BINARIZATION_WORDS[b],
-                    persist_state="session")
-        if likelihood == "gaussian":
-            c1, c2 = st.columns(2)
-            with c1:
-                _number("sigma", "sigma", help="The Gaussian's standard deviation (its start value when learned).",
-                        persist_state="session")
-            with c2:
-                _select("sigma is", "sigma_mode", persist_state="session",
-                        format_func={"fixed": "fixed", "shared": "learned, shared",
-                                     "per_dim": "learned per pixel"}.get)
-        level, message, note = fit_report(dataset_name, likelihood, ss.get(_key("binarization"), "dynamic"))
-        st.caption(f"Models {LIKELIHOOD_HELP[likelihood][0]}. " + (f"Your data: {note}" if note else ""))
-        if level == "error":
-            st.error(message)
-            problems.append(message)
-        elif level == "info":
-            st.info(message)
-
-        _number("Latent dimension", "latent_dim", help="The size of z. 2 allows the latent-plane pictures and "
-                                                        "log p(x) by quadrature.")
-        prior = _select("Prior p(z)", "prior", format_func=PRIOR_WORDS.get)
-        _select("Posterior q(z|x)", "posterior", format_func=POSTERIOR_WORDS.get)
-        if prior == "mixture":
-            _number("Mixture components", "prior_components", persist_state="session")
-
-        st.subheader("Objective")
-        c1, c2 = st.columns(2)
-        with c1:
-            _number("β (KL weight)", "beta", help="Loss = -E_q[log p(x|z)] + β KL(q(z|x) || p(z)); β = 1 is the ELBO.")
-            _number("Free bits (nats/dim)", "free_bits", help="A floor on each latent dimension's KL.")
-        with c2:
-            _number("KL warm-up (epochs)", "warmup_epochs", help="β rises linearly from 0 over this many epochs.")
-            _number("IWAE k", "iwae_k", help="k > 1 trains the importance-weighted bound with k samples.")
-
-        st.subheader("Optimisation")
-        c1, c2 = st.columns(2)
-        with c1:
-            _number("Epochs", "epochs")
-            _number("Learning rate", "lr")
-        with c2:
-            _number("Batch size", "batch_size")
-            _number("Seed", "seed")
-        with st.expander("Networks and more"):
-            network = _select("Network", "network", help="mlp; conv (images only); linear (with a Gaussian "
-                                                         "likelihood: the linear-Gaussian model, exact log p(x)).")
-            st.text_input("Hidden widths (encoder; the decoder mirrors them)", key=_key("hidden"))
-            _select("KL estimate", "kl", help="analytic where a closed form exists, else Monte Carlo")
-            _select("Learning-rate schedule", "lr_schedule")
-            _number("Test ELBO every (epochs)", "eval_every")
+        _group("Model", infos, before={"latent_dim": lambda: _fit_message(problems)})
+        for group in SUBHEADED:
+            st.subheader(C.GROUPS[group])
+            _group(group, infos)
+        with st.expander(C.GROUPS["Advanced"]):
+            _group("Advanced", infos)
 
         config = None
         try:
             values = {name: ss[_key(name)] for name in WIDGET_FIELDS if _key(name) in ss}
-            config = RunConfig.from_dict({**values, **ss.get("cfg_extra", {})})
+            config = RunConfig.from_dict(values)
         except ValueError as err:
             st.error(str(err))
             problems.append(str(err))
-        if config is not None and network == "conv" and infos[dataset_name]["kind"] != "image":
-            problems.append("conv networks need images")
-            st.error(f"conv networks need images; {dataset_name} holds points. Pick mlp or linear.")
+        if config is not None and families.networks.get(config.network).images_only \
+                and infos[dataset_name]["kind"] != "image":
+            problems.append(f"{config.network} networks need images")
+            st.error(f"{config.network} networks need images; {dataset_name} holds points. Pick mlp or linear.")
+        elif config is not None and not problems:
+            size = budget.problem_for(config, state.dataset(dataset_name))
+            if size:
+                st.error(size)
+                problems.append(size)
         _controls(config, problems)
         _saved_runs()
         st.caption("This page's address holds the setup above: copy it to share it.")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vae_tfp.cli import main
+from vae_tfp import budget
+from vae_tfp import config as C
+from vae_tfp.cli import build_parser, config_from_args, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +22,9 @@ def _last_json(capsys):
 
 @pytest.mark.parametrize("args,pattern", [
     (["train", "--likelihood", "poisson"], r"--likelihood: invalid choice: 'poisson'"),
-    (["train", "--latent-dim", "0"], r"--latent-dim: .*positive integer"),
+    (["train", "--latent-dim", "0"], r"--latent-dim: must be an integer in \[1, 512\], got '0'"),
+    (["train", "--iwae-k", "5001"], r"--iwae-k: must be an integer in \[1, 5000\]"),
+    (["train", "--lr", "0"], r"--lr: must be a number in \[1e-07, 10.0\]"),
     (["train", "--beta", "nan"], r"--beta: .*finite number"),
     (["train", "--network", "resnet"], r"--network: invalid choice"),
     (["train", "--precision", "fp8"], r"--precision: invalid choice: 'fp8'"),
@@ -36,6 +40,10 @@ def test_bad_arguments_exit_2_and_name_the_argument(args, pattern, capsys):
 @pytest.mark.parametrize("args,pattern", [
     (["train", "--dataset", "nope", "--epochs", "1"], r"unknown dataset 'nope'|nope"),
     (["train", "--dataset", "two_moons", "--likelihood", "bernoulli", "--epochs", "1"], r"gaussian"),
+    (["train", "--dataset", "two_moons", "--likelihood", "categorical", "--epochs", "1"],
+     r"\(e.g. gaussian\) fit point"),
+    (["train", "--batch-size", "65536", "--likelihood", "categorical", "--hidden", "4096", "--epochs", "1"],
+     r"GB of memory for one training step at batch size 65536"),
     (["train", "--free-bits", "0.5", "--iwae-k", "5"], r"free_bits.*iwae_k"),
     (["train", "--hidden", "a,b"], r"--hidden: hidden must be a list of layer widths"),
     (["train", "--resume"], r"--resume needs --run-dir"),
@@ -114,3 +122,59 @@ def test_linear_gaussian_run_reports_exact_log_px(tmp_path, capsys):
     assert ev["bits_per_dim"] is None  # a density over reals: no bits per dimension
     # ELBO <= IWAE_500 <= log p(x), exactly known here (averages over 1000 test points; small MC slack)
     assert ev["test_elbo"] - 0.05 <= ev["log_px"] <= ev["exact_log_px"] + 0.05
+
+
+def _train_parser():
+    parser = build_parser()
+    return next(a for a in parser._actions if a.dest == "command").choices["train"]
+
+
+def test_every_config_field_has_its_flag_with_the_same_default_choices_and_range():
+    actions = {a.dest: a for a in _train_parser()._actions}
+    for name, setting in C.SETTINGS.items():
+        action = actions[name]
+        assert C.flag(name) in action.option_strings and setting.help.split(".")[0] in action.help, name
+        kind = C.kind(name)
+        if kind == "widths":
+            assert tuple(int(w) for w in action.default.split(",")) == C.DEFAULTS[name]
+        else:
+            assert action.default == C.DEFAULTS[name], name
+        if kind == "choice":
+            assert tuple(action.choices) == tuple(setting.choices), name
+        if kind in ("int", "float"):
+            assert (action.type.lo, action.type.hi) == setting.range, name
+
+
+def _other_value(name):
+    """A valid value for the field that is not its default, as command-line text and as the config holds it."""
+    kind, setting = C.kind(name), C.SETTINGS[name]
+    if kind == "choice":
+        value = list(setting.choices)[-1] if C.DEFAULTS[name] != list(setting.choices)[-1] else list(setting.choices)[0]
+        return value, value
+    if kind in ("int", "float"):
+        return str(setting.range[1]), setting.range[1]
+    if kind == "widths":
+        return "7,3", (7, 3)
+    return "two_moons", "two_moons"
+
+
+@pytest.mark.parametrize("name", list(C.SETTINGS))
+def test_each_flag_reaches_its_config_field(name):
+    text, value = _other_value(name)
+    config = config_from_args(build_parser().parse_args(["train", C.flag(name), text]))
+    assert getattr(config, name) == value
+    assert config.replace(**{name: C.DEFAULTS[name]}) == C.RunConfig()  # and nothing else changed
+
+
+def test_old_and_field_named_flags_both_work():
+    for flag in ("--warmup", "--warmup-epochs"):
+        assert config_from_args(build_parser().parse_args(["train", flag, "2.5"])).warmup_epochs == 2.5
+
+
+def test_a_model_over_the_budget_exits_2_naming_its_size_and_the_limit(tmp_path, capsys):
+    huge = ",".join(["16384"] * 8)
+    assert main(["train", "--hidden", huge, "--epochs", "1", "--runs-root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    size = budget.estimate(C.RunConfig(hidden=(16384,) * 8), (8, 8))
+    assert f"{size.parameters:,} parameters (the limit is {budget.MAX_PARAMETERS:,})" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

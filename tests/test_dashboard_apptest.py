@@ -289,3 +289,67 @@ def test_streamlit_rerun_cleanup_no_longer_resets_keras():
     assert keras.layers.Dense(1).name != "dense"  # the name counter survived
     keras.backend.clear_session()  # anyone else still gets the real clear_session
     assert keras.layers.Dense(1).name == "dense" and before != "dense"
+
+
+# --- widgets generated from the config's field metadata ------------------------------------------------------------
+def _find_widget(pages, name):
+    """The sidebar widget of a RunConfig field on the first page that shows it (some apply only sometimes)."""
+    for at in pages:
+        for kind in ("number_input", "selectbox", "text_input"):
+            try:
+                return kind, getattr(at.sidebar, kind)(key=f"w_{name}")
+            except KeyError:
+                continue
+    raise AssertionError(f"no sidebar widget for the config field {name!r}")
+
+
+def test_every_config_field_has_its_sidebar_widget_with_the_config_metadata(runs):
+    from vae_tfp import config as C
+
+    pages = [app(), app({"likelihood": "gaussian", "prior": "mixture"})]  # sigma and the mixture's K apply there
+    assert not any(at.exception for at in pages)
+    for name, setting in C.SETTINGS.items():
+        kind, widget = _find_widget(pages, name)
+        assert widget.label == setting.label and setting.help in widget.help, name
+        if C.kind(name) in ("int", "float"):
+            assert kind == "number_input" and (widget.min, widget.max) == setting.ui, name
+            assert widget.step == pytest.approx(setting.step) and widget.value == C.DEFAULTS[name], name
+        elif C.kind(name) == "choice":
+            words = setting.choices if setting.show_words else {n: n for n in setting.choices}
+            assert kind == "selectbox" and widget.options == [words[n] for n in setting.choices], name
+            assert widget.value == C.DEFAULTS[name], name
+        elif name == "dataset":
+            assert kind == "selectbox" and widget.value == C.DEFAULTS[name] and "digits" in widget.options
+        else:
+            assert kind == "text_input" and widget.value == ",".join(map(str, C.DEFAULTS[name])), name
+    assert "w_sigma" not in [w.key for w in pages[0].sidebar.number_input]  # bernoulli: no sigma to set
+
+
+def test_a_link_to_a_model_over_the_budget_keeps_train_off_and_says_why(runs):
+    from vae_tfp import budget
+
+    at = app({"hidden": ",".join(["16384"] * 8)})
+    assert not at.exception and at.sidebar.text_input(key="w_hidden").value == ",".join(["16384"] * 8)
+    error = texts(at.sidebar.error)
+    assert "too large to train here" in error and f"the limit is {budget.MAX_PARAMETERS:,}" in error
+    assert at.sidebar.button(key="train_button").disabled
+    at.sidebar.text_input(key="w_hidden").input("64").run()  # a sensible width: Train comes back
+    assert not at.sidebar.error and not at.sidebar.button(key="train_button").disabled
+
+
+def test_values_the_config_allows_but_the_widgets_do_not_offer_are_named(runs):
+    at = app({"latent_dim": "128", "iwae_k": "500", "epochs": "3"})
+    assert not at.exception
+    warning = texts(at.main.warning)
+    assert "latent_dim=128 is outside what the dashboard offers ([1, 64])" in warning
+    assert "iwae_k=500 is outside what the dashboard offers ([1, 100])" in warning
+    assert at.sidebar.number_input(key="w_latent_dim").value == 2 and at.sidebar.number_input(key="w_epochs").value == 3
+
+    from vae_tfp.config import RunConfig
+    from vae_tfp.runs import create_run
+
+    create_run(RunConfig(latent_dim=200, epochs=1), runs, "wide")  # e.g. trained from the command line
+    at = app({"run": "wide"})
+    at.sidebar.button(key="use_settings").click().run()
+    assert not at.exception and "Saved-run parameter latent_dim=200" in texts(at.main.warning)
+    assert at.sidebar.number_input(key="w_latent_dim").value == 2 and at.sidebar.number_input(key="w_epochs").value == 1

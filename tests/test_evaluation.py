@@ -268,7 +268,7 @@ def test_prior_marginals_of_the_standard_normal():
     z = np.array([[0.3, -1.2], [2.0, 0.1]], np.float32)
     np.testing.assert_allclose(prior_marginals(model, (2, 0)).log_prob(z).numpy(), norm.logpdf(z).sum(-1), rtol=1e-5)
     assert prior_marginals(model).event_shape == [3]
-    with pytest.raises(ValueError, match=r"dims \[3\] must be latent dimensions in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"latent dimensions must be a non-empty list in \[0, 2\], got \[3\]"):
         prior_marginals(model, [3])
 
 

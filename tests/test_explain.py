@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from helpers import linear_gaussian_vae, random_linear_model
 
-from vae_tfp.config import LIKELIHOOD_HELP, RunConfig
+from vae_tfp import families
+from vae_tfp.config import RunConfig
 from vae_tfp.evaluation import exact_log_px, kl_to_exact_posterior
 from vae_tfp.explain import compare, curves, latent, prior_posterior, reconstructions, what_is_px
 from vae_tfp.explain.advice import fit_report
@@ -59,15 +60,15 @@ def test_what_is_px_without_log_px_for_a_large_latent(rng):
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "categorical",
                                         "discretized_logistic"])
 def test_reconstruction_shapes_and_sample_support(rng, likelihood):
-    levels = 5 if LIKELIHOOD_HELP[likelihood][1] == "levels" else None
+    levels = 5 if families.likelihoods.get(likelihood).representation == "levels" else None
     model = VAE((4, 3), latent_dim=2, likelihood=likelihood, levels=levels, hidden=(8,))
+    support = families.likelihoods.get(likelihood).representation
     x = {"binary": rng.integers(0, 2, (5, 4, 3)), "unit": rng.random((5, 4, 3)), "real": rng.normal(size=(5, 4, 3)),
-         "levels": rng.integers(0, 5, (5, 4, 3))}[LIKELIHOOD_HELP[likelihood][1]].astype(np.float32)
+         "levels": rng.integers(0, 5, (5, 4, 3))}[support].astype(np.float32)
     r = reconstructions.reconstructions(model, x, seed=3)
     assert r.x.shape == r.mean.shape == r.sample.shape == (5, 4, 3)
     assert r.z.shape == (5, 2) and r.log_px_given_z.shape == (5,)
     assert np.all(np.isfinite(r.log_px_given_z))
-    support = LIKELIHOOD_HELP[likelihood][1]
     if support == "binary":
         assert set(np.unique(r.sample)) <= {0.0, 1.0}
         assert np.all((r.mean > 0) & (r.mean < 1))  # the decoder's output is a probability, not a pixel
@@ -204,7 +205,8 @@ def test_fit_advice_on_digits(likelihood, level, words):
     report = fit_report(digits, likelihood)
     assert report.level == level and all(w in report.message for w in words), report
     assert (report.message == "") == (level == "")
-    expected_note = prepare(digits, LIKELIHOOD_HELP[likelihood][1]).note  # the same note as the whole data set's
+    representation = families.likelihoods.get(likelihood).representation
+    expected_note = prepare(digits, representation).note  # the same note as the whole data set's
     assert report.note == expected_note and report.note
     assert tuple(report) == (report.level, report.message, report.note)  # unpacks as the sidebar's triple
 

@@ -3,16 +3,22 @@
 import numpy as np
 import pytest
 
-from vae_tfp import config
+from vae_tfp import families
 from vae_tfp.config import RunConfig
 from vae_tfp.model import VAE, build_vae
-from vae_tfp.posteriors import POSTERIORS
-from vae_tfp.priors import PRIORS, make_prior
+from vae_tfp.priors import make_prior
 
 
-def test_registry_names_match_config():
-    assert tuple(PRIORS) == config.PRIOR_NAMES
-    assert tuple(POSTERIORS) == config.POSTERIOR_NAMES
+@pytest.mark.parametrize("prior", list(families.PRIORS))
+@pytest.mark.parametrize("posterior", list(families.POSTERIORS))
+@pytest.mark.parametrize("network", list(families.NETWORKS))
+def test_the_model_keeps_the_registry_entries_it_was_built_from(prior, posterior, network):
+    model = VAE((8, 8), latent_dim=3, likelihood="gaussian", prior=prior, posterior=posterior, network=network,
+                hidden=(8,), prior_components=2)
+    assert model.prior_family is families.PRIORS[prior] and model.posterior_family is families.POSTERIORS[posterior]
+    assert model.network_family is families.NETWORKS[network]
+    assert model.likelihood_family is families.LIKELIHOODS["gaussian"]
+    assert model.encoder.output_shape == (None, families.POSTERIORS[posterior].n_params(3))
 
 
 @pytest.mark.parametrize("network", ["mlp", "conv", "linear"])

@@ -13,6 +13,7 @@ from vae_tfp.objectives import (
     free_bits_kl,
     iwae_bound,
     kl_divergence,
+    kl_factorizes,
     log_importance_weights,
     training_loss,
     warmup_beta,
@@ -46,8 +47,9 @@ def test_kl_closed_form_against_hand_formula(rng):
     p = tfd.MultivariateNormalDiag(tf.zeros(3), tf.ones(3))
     hand = 0.5 * np.sum(mu**2 + s**2 - 1 - 2 * np.log(s), axis=-1)  # KL(N(mu, s^2) || N(0, 1))
     np.testing.assert_allclose(kl_divergence(q, p).numpy(), hand, rtol=1e-5)
-    per_dim = factorized_kl(q, p).numpy()
+    per_dim = factorized_kl(q, p, factorizes=True).numpy()
     np.testing.assert_allclose(per_dim.sum(-1), hand, rtol=1e-5)
+    np.testing.assert_allclose(per_dim, 0.5 * (mu**2 + s**2 - 1 - 2 * np.log(s)), rtol=1e-4)
 
 
 def test_mixture_prior_falls_back_to_monte_carlo():
@@ -58,7 +60,21 @@ def test_mixture_prior_falls_back_to_monte_carlo():
     est = kl_divergence(q, p, "analytic", z=z).numpy()  # no closed form: uses the samples
     mc, se = _mc_kl(q, p, 50000)
     assert np.all(np.abs(est - mc) < 6 * se)
-    assert factorized_kl(q, p) is None
+    assert not kl_factorizes(model) and factorized_kl(q, p, kl_factorizes(model)) is None
+
+
+@pytest.mark.parametrize("posterior,prior,splits", [("diagonal", "standard_normal", True),
+                                                    ("full", "standard_normal", False),
+                                                    ("diagonal", "mixture", False)])
+def test_the_kl_splits_over_dimensions_as_the_registry_entries_say(posterior, prior, splits, rng):
+    """Per-dimension KLs only where q and p are both diagonal Gaussians (their entries' flags, not their types); there
+    they sum to the joint KL of elbo_terms."""
+    model = VAE((5,), latent_dim=3, likelihood="gaussian", posterior=posterior, prior=prior, prior_components=2)
+    x = rng.normal(size=(4, 5)).astype(np.float32)
+    terms = elbo_terms(model, x)
+    assert kl_factorizes(model) is splits and (terms.kl_per_dim is not None) is splits
+    if splits:
+        np.testing.assert_allclose(terms.kl_per_dim.numpy().sum(-1), terms.kl.numpy(), rtol=1e-5)
 
 
 def test_unknown_kl_method():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vae_tfp import sharing
-from vae_tfp.config import LIKELIHOOD_HELP, RunConfig
+from vae_tfp.config import RunConfig
 from vae_tfp.model import build_vae
 from vae_tfp.runs import create_run, list_runs
 
@@ -19,12 +19,6 @@ INFO = {"dataset": "digits", "kind": "image", "event_shape": [8, 8], "levels": N
 
 
 # --- links ----------------------------------------------------------------------------------------------------------
-def test_likelihood_help_mirrors_the_registry():
-    from vae_tfp.likelihoods import LIKELIHOODS
-
-    assert {n: (s.models, s.representation) for n, s in LIKELIHOODS.items()} == LIKELIHOOD_HELP
-
-
 def test_link_round_trip_holds_only_what_differs():
     assert sharing.config_to_query(RunConfig()) == {}
     config = RunConfig(likelihood="gaussian", latent_dim=4, hidden=(64, 32), lr=3e-4, beta=0.5, dataset="two_moons")

@@ -1,8 +1,10 @@
 """Command line: `python -m vae_tfp train | evaluate | datasets | runs | bench`.
 
-Thin: parses arguments into a RunConfig and calls the library. Exit status: 0 success, 2 bad arguments (the message
-names the argument and what is allowed), 1 failures such as NaN during training. With --json the last line printed
-on stdout is one JSON object.
+Thin: parses arguments into a RunConfig and calls the library. The `train` flags are generated from the RunConfig
+fields' metadata (`vae_tfp.config.SETTINGS`: flag, help, range, choices, group), so each setting is written once.
+Exit status: 0 success, 2 bad arguments (the message names the argument and what is allowed; a model larger than
+`vae_tfp.budget` allows is one), 1 failures such as NaN during training. With --json the last line printed on
+stdout is one JSON object.
 
     python -m vae_tfp train --dataset digits --likelihood bernoulli --latent-dim 2 --epochs 10
     python -m vae_tfp evaluate runs/<name> --k 1000 --json
@@ -12,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from vae_tfp import config as C
@@ -34,46 +37,58 @@ def _positive_int(text):
     return value
 
 
-def _number(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
+@dataclass(frozen=True)
+class Bounded:
+    """An argparse type: an int or a finite float in [lo, hi] (a field's range), else a message saying so."""
+
+    kind: type  # int or float
+    lo: float
+    hi: float
+
+    def __call__(self, text: str):
+        what = "an integer" if self.kind is int else "a number"
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if not self.lo <= value <= self.hi:
+            raise argparse.ArgumentTypeError(f"must be {what} in [{self.lo}, {self.hi}], got {text!r}")
+        return value
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, from its Setting: name, default, choices or range, help; grouped as in the
+    sidebar. The value lands under the field's name (`args.latent_dim`)."""
+    groups = {group: parser.add_argument_group(title) for group, title in C.GROUPS.items()}
+    for name, setting in C.SETTINGS.items():
+        kind, default = C.kind(name), C.DEFAULTS[name]
+        flags = [C.flag(name)]
+        if flags[0] != "--" + name.replace("_", "-"):
+            flags.append("--" + name.replace("_", "-"))  # the field's own name works too
+        options = {"dest": name, "default": default, "help": setting.help.replace("%", "%%")}
+        if kind == "choice":
+            options["choices"] = tuple(setting.choices)
+            options["help"] += " " + "; ".join(f"{n}: {words}" for n, words in setting.choices.items()) + "."
+        elif kind in ("int", "float"):
+            lo, hi = setting.range
+            options["type"] = Bounded(int if kind == "int" else float, lo, hi)
+            options["metavar"] = "N" if kind == "int" else "X"
+            options["help"] += f" In [{lo}, {hi}]."
+        elif kind == "widths":
+            options["default"] = ",".join(map(str, default))
+        options["help"] += " (default: %(default)s)"
+        groups[setting.group].add_argument(*flags, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = RunConfig()
     p = argparse.ArgumentParser(prog="python -m vae_tfp", description="Train and evaluate VAEs headless.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a VAE and save the run")
-    t.add_argument("--dataset", default=d.dataset, help="a dataset name (see `datasets`) or a .npz / PNG-folder path")
     t.add_argument("--data-dir", help="folder with IDX files for fashion_mnist / mnist (or set VAE_TFP_DATA)")
-    t.add_argument("--likelihood", default=d.likelihood, choices=C.LIKELIHOOD_NAMES)
-    t.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim)
-    t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--prior", default=d.prior, choices=C.PRIOR_NAMES)
-    t.add_argument("--prior-components", type=_positive_int, default=d.prior_components)
-    t.add_argument("--posterior", default=d.posterior, choices=C.POSTERIOR_NAMES)
-    t.add_argument("--network", default=d.network, choices=C.NETWORK_NAMES)
-    t.add_argument("--hidden", default=",".join(map(str, d.hidden)), help="encoder widths, e.g. 512,256")
-    t.add_argument("--sigma", type=_number, default=d.sigma, help="gaussian likelihood: sigma (initial if learned)")
-    t.add_argument("--sigma-mode", default=d.sigma_mode, choices=C.SIGMA_MODES)
-    t.add_argument("--beta", type=_number, default=d.beta)
-    t.add_argument("--warmup", type=_number, default=d.warmup_epochs, help="KL warm-up length in epochs")
-    t.add_argument("--free-bits", type=_number, default=d.free_bits, help="KL floor per latent dimension, nats")
-    t.add_argument("--iwae-k", type=_positive_int, default=d.iwae_k)
-    t.add_argument("--kl", default=d.kl, choices=C.KL_METHODS)
-    t.add_argument("--binarization", default=d.binarization, choices=C.BINARIZATIONS)
-    t.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-    t.add_argument("--lr", type=_number, default=d.lr)
-    t.add_argument("--lr-schedule", default=d.lr_schedule, choices=C.LR_SCHEDULES)
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="epochs between test evaluations")
-    t.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every, help="steps")
+    add_config_arguments(t)
     t.add_argument("--run-dir", help="this run's directory (default: runs/<dataset>-<likelihood>-...)")
     t.add_argument("--runs-root", help="parent folder of run directories (default: $VAE_TFP_RUNS or ./runs)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
@@ -104,27 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a) -> RunConfig:
-    """The RunConfig the train arguments describe; UsageError naming the argument on a bad value."""
-    values = dict(dataset=a.dataset, likelihood=a.likelihood, latent_dim=a.latent_dim, epochs=a.epochs,
-                  prior=a.prior, prior_components=a.prior_components, posterior=a.posterior, network=a.network,
-                  hidden=a.hidden, sigma=a.sigma, sigma_mode=a.sigma_mode, beta=a.beta, warmup_epochs=a.warmup,
-                  free_bits=a.free_bits, iwae_k=a.iwae_k, kl=a.kl, binarization=a.binarization,
-                  batch_size=a.batch_size, lr=a.lr, lr_schedule=a.lr_schedule, seed=a.seed,
-                  eval_every=a.eval_every, checkpoint_every=a.checkpoint_every)
+    """The RunConfig the train arguments describe; UsageError naming the flag of a bad value."""
+    values = {name: getattr(a, name) for name in C.SETTINGS}
+    for name, value in values.items():  # each field alone first, so the message names the flag that is wrong
+        try:
+            RunConfig(**{name: value})
+        except ValueError as err:
+            raise UsageError(f"{C.flag(name)}: {err}") from None
     try:
         return RunConfig(**values)
-    except ValueError as err:
-        raise UsageError(_argument_text(str(err))) from None
-
-
-def _argument_text(message: str) -> str:
-    """Name the command-line flag in a config error: 'latent_dim must ...' -> '--latent-dim: latent_dim must ...'."""
-    flags = {"warmup_epochs": "--warmup"}
-    for field in RunConfig.__dataclass_fields__:
-        if field in message.split(" ")[:3] or message.startswith(field) or f" {field} " in message[:40]:
-            flag = flags.get(field, "--" + field.replace("_", "-"))
-            return f"{flag}: {message}"
-    return message
+    except ValueError as err:  # a combination that is not allowed (free bits with IWAE)
+        raise UsageError(str(err)) from None
 
 
 def make_strategy(name: str):
@@ -138,7 +143,8 @@ def make_strategy(name: str):
 
 
 def cmd_train(a) -> dict:
-    from vae_tfp.data import DatasetNotFoundError
+    from vae_tfp import budget
+    from vae_tfp.data import DatasetNotFoundError, load
     from vae_tfp.runs import create_run, runs_root
     from vae_tfp.training import Trainer
 
@@ -150,6 +156,10 @@ def cmd_train(a) -> dict:
         if a.resume:
             trainer = Trainer.resume(a.run_dir, **kwargs)
         else:
+            kwargs["dataset"] = load(cfg.dataset, data_dir=a.data_dir, seed=cfg.seed)
+            too_large = budget.problem_for(cfg, kwargs["dataset"])  # the model's size, before anything is built
+            if too_large:
+                raise UsageError(too_large)
             if a.run_dir:
                 target = Path(a.run_dir)
                 if target.exists():

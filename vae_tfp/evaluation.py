@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_tfp._tf import tf, tfd
-from vae_tfp.objectives import elbo_terms, factorized_kl, log_importance_weights, log_mean_exp
+from vae_tfp.objectives import elbo_terms, factorized_kl, kl_factorizes, log_importance_weights, log_mean_exp
 
 MAX_POINTS = 2**15  # samples x images per compiled chunk: bounds memory to ~MAX_POINTS x D floats
 
@@ -164,9 +164,10 @@ class LinearGaussian:
 
 
 def is_linear_gaussian(model) -> bool:
-    """True when log p(x) is exact: linear decoder, gaussian likelihood, standard-normal prior."""
-    return (model.network == "linear" and model.likelihood_name == "gaussian"
-            and type(model.prior).__name__ == "StandardNormal")
+    """True when log p(x) is exact: a linear network, a Gaussian likelihood and a standard-normal prior (as the
+    model's registry entries say)."""
+    return (model.network_family.linear and model.likelihood_family.gaussian
+            and model.prior_family.standard_normal)
 
 
 def linear_gaussian(model) -> LinearGaussian:
@@ -174,8 +175,8 @@ def linear_gaussian(model) -> LinearGaussian:
     if not is_linear_gaussian(model):
         raise ValueError(
             "exact log p(x) needs a linear-Gaussian model: network='linear', likelihood='gaussian', "
-            f"prior='standard_normal'; this model has network={model.network!r}, "
-            f"likelihood={model.likelihood_name!r}, prior={type(model.prior).__name__}"
+            f"prior='standard_normal'; this model has network={model.network_family.name!r}, "
+            f"likelihood={model.likelihood_family.name!r}, prior={model.prior_family.name!r}"
         )
     dense = [layer for layer in model.decoder.layers if hasattr(layer, "kernel")]
     kernel, bias = (v.numpy().astype(np.float64) for v in (dense[0].kernel, dense[0].bias))
@@ -358,9 +359,10 @@ def kl_per_dimension(model, x, n_samples: int = 64) -> np.ndarray:
     x = np.asarray(x, np.float32)
     rows = []
     prior = model.prior_distribution()
+    factorizes = kl_factorizes(model)
     for i in range(0, len(x), 1024):
         q = model.encode(x[i:i + 1024])
-        exact = factorized_kl(q, prior)
+        exact = factorized_kl(q, prior, factorizes)
         if exact is None:
             exact = _marginal_kl_mc(model, q, n_samples)
         rows.append(exact.numpy())
@@ -371,26 +373,16 @@ def _marginal_kl_mc(model, q, n_samples):
     """KL(q(z_j|x) || p(z_j)) ~= mean_s [log q(z_js|x) - log p(z_js)] per dimension -> [batch, latent]."""
     q_marg = tfd.Normal(q.mean(), q.stddev())  # batch [batch, latent]
     z = q_marg.sample(n_samples, seed=0)  # [S, batch, latent]
-    log_p = tf.stack([prior_marginals(model, [j]).log_prob(z[..., j:j + 1]) for j in range(model.latent_dim)],
-                     axis=-1)  # [S, batch, latent]
+    log_p = model.prior.marginals().log_prob(z)  # p(z_j) per dimension, batch [latent] -> [S, batch, latent]
     return tf.reduce_mean(q_marg.log_prob(z) - log_p, axis=0)
 
 
 def prior_marginals(model, dims=None) -> tfd.Distribution:
-    """p(z_dims): the prior's marginal over the latent coordinates `dims` (all when None), event [len(dims)];
-    a one-dimensional marginal p(z_j) is dims=[j]. The priors have diagonal Gaussian components, so a marginal keeps
-    the chosen coordinates of each component:
-        N(mu, diag s^2)                 -> N(mu[dims], diag s[dims]^2)
-        sum_k pi_k N(mu_k, diag s_k^2)  -> sum_k pi_k N(mu_k[dims], diag s_k[dims]^2)"""
+    """p(z_dims): the prior's joint marginal over the latent coordinates `dims` (all when None), event [len(dims)];
+    a one-dimensional marginal p(z_j) is dims=[j]. Each prior layer knows its own (`Prior.marginal`); for the 1-D
+    marginals of every dimension at once, batch [latent], see `Prior.marginals`."""
     dims = list(range(model.latent_dim)) if dims is None else [int(d) for d in dims]
-    if not dims or any(not 0 <= d < model.latent_dim for d in dims):
-        raise ValueError(f"dims {dims} must be latent dimensions in [0, {model.latent_dim})")
-    prior = model.prior_distribution()
-    if isinstance(prior, tfd.MixtureSameFamily):
-        comp = prior.components_distribution  # batch [K], event [latent]
-        return tfd.MixtureSameFamily(prior.mixture_distribution, tfd.MultivariateNormalDiag(
-            tf.gather(comp.mean(), dims, axis=-1), tf.gather(comp.stddev(), dims, axis=-1)))  # [K, d]
-    return tfd.MultivariateNormalDiag(tf.gather(prior.mean(), dims, axis=-1), tf.gather(prior.stddev(), dims, axis=-1))
+    return model.prior.marginal(dims)
 
 
 __all__ = [

@@ -1,9 +1,9 @@
-"""Likelihoods p(x|z): one registry, chosen by name.
+"""Likelihoods p(x|z): the TensorFlow builders of the families in `vae_tfp.families.likelihoods`.
 
-Each entry says what data it models, which representation of the data it needs (see `vae_tfp.data`), how many
-decoder outputs it needs per data dimension, and how to turn those outputs into a `tfd` distribution. The decoder
-emits `params` of shape [..., *event_shape, params_per_dim]; `make_likelihood` wraps the per-dimension
-distribution in `tfd.Independent` over the event dims, so `log_prob(x)` is [...] (e.g. [batch] or [samples, batch]).
+The registry entry (TF-free) says what a family models, the data representation it needs and how many decoder
+outputs it needs per data dimension; this module turns those outputs into a `tfd` distribution. The decoder emits
+`params` of shape [..., *event_shape, params_per_dim]; `make_likelihood` wraps the per-dimension distribution in
+`tfd.Independent` over the event dims, so `log_prob(x)` is [...] (e.g. [batch] or [samples, batch]).
 
     bernoulli             x in {0, 1}:        p(x|z) = prod_d lam_d^x_d (1 - lam_d)^(1 - x_d),  lam = sigmoid(logits)
     continuous_bernoulli  x in [0, 1]:        p(x|z) = prod_d C(lam_d) lam_d^x_d (1 - lam_d)^(1 - x_d)
@@ -13,48 +13,33 @@ distribution in `tfd.Independent` over the event dims, so `log_prob(x)` is [...]
                                               edge bins take the tails; F the logistic CDF
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
 from vae_tfp._tf import keras, tf, tfd
-from vae_tfp.config import LIKELIHOOD_HELP
-from vae_tfp.errors import choose
+from vae_tfp.families.likelihoods import SIGMA_MODES, LikelihoodFamily
+from vae_tfp.families.likelihoods import get as get_spec  # name -> registry entry (ValueError if unknown)
 
-SIGMA_MODES = ("fixed", "shared", "per_dim")
 MIN_SCALE = 1e-3
 
 
-@dataclass(frozen=True)
-class LikelihoodSpec:
-    name: str
-    models: str  # what data it models
-    representation: str  # "binary", "unit", "levels" or "real" (see vae_tfp.data)
-    params_per_dim: Callable[[int | None], int]  # levels -> decoder outputs per data dimension
-    build: Callable  # (params [..., *event, P], levels, sigma) -> per-dimension distribution, batch [..., *event]
-    mean: Callable  # per-dimension distribution, levels -> E[x|z] [..., *event]
-    needs_levels: bool = False
-    has_sigma: bool = False
-
-
-def _bernoulli(params, levels, sigma):
+# --- builders: (params [..., *event, P], levels, sigma) -> per-dimension distribution, batch [..., *event] -------
+def bernoulli(params, levels, sigma):
     return tfd.Bernoulli(logits=params[..., 0], dtype=tf.float32)
 
 
-def _continuous_bernoulli(params, levels, sigma):
+def continuous_bernoulli(params, levels, sigma):
     return tfd.ContinuousBernoulli(logits=params[..., 0])
 
 
-def _gaussian(params, levels, sigma):
+def gaussian(params, levels, sigma):
     return tfd.Normal(loc=params[..., 0], scale=sigma)
 
 
-def _categorical(params, levels, sigma):
+def categorical(params, levels, sigma):
     return tfd.Categorical(logits=params, dtype=tf.float32)
 
 
-def _discretized_logistic(params, levels, sigma):
+def discretized_logistic(params, levels, sigma):
     # loc in [0, K-1] level units; scale starts near K/16 levels.
     top = float(levels - 1)
     loc = top * tf.sigmoid(params[..., 0])
@@ -63,67 +48,38 @@ def _discretized_logistic(params, levels, sigma):
     return tfd.QuantizedDistribution(tfd.Logistic(loc=loc - 0.5, scale=scale), low=0.0, high=top)
 
 
-def _level_probs_mean(dist, levels):
+def level_mean(dist, levels):
     # E[x] = sum_j j P(x = j), evaluated over all K levels -> [..., *event]
     grid = tf.reshape(tf.range(levels, dtype=tf.float32), [levels] + [1] * len(dist.batch_shape))
     probs = dist.prob(grid)  # [K, ..., *event]
     return tf.tensordot(tf.range(levels, dtype=tf.float32), probs, axes=[[0], [0]])
 
 
-def _spec(name, params_per_dim, build, mean, **flags) -> LikelihoodSpec:
-    """A registry entry; what it models and the representation it needs come from `config.LIKELIHOOD_HELP` (kept
-    there so the dashboard can explain a choice before TensorFlow loads)."""
-    models, representation = LIKELIHOOD_HELP[name]
-    return LikelihoodSpec(name, models, representation, params_per_dim, build, mean, **flags)
-
-
-LIKELIHOODS = {
-    "bernoulli": _spec("bernoulli", lambda levels: 1, _bernoulli, lambda d, levels: d.probs_parameter()),
-    "continuous_bernoulli": _spec("continuous_bernoulli", lambda levels: 1, _continuous_bernoulli,
-                                  lambda d, levels: d.mean()),
-    "gaussian": _spec("gaussian", lambda levels: 1, _gaussian, lambda d, levels: d.mean(), has_sigma=True),
-    "categorical": _spec("categorical", lambda levels: int(levels), _categorical, _level_probs_mean,
-                         needs_levels=True),
-    "discretized_logistic": _spec("discretized_logistic", lambda levels: 2, _discretized_logistic,
-                                  _level_probs_mean, needs_levels=True),
-}
-
-
-def get_spec(kind: str) -> LikelihoodSpec:
-    return choose("likelihood", kind, LIKELIHOODS)
-
-
 def make_likelihood(kind: str, params, event_shape, *, levels: int | None = None, sigma=None) -> tfd.Distribution:
     """p(x|z) from decoder outputs `params` [..., *event_shape, P]: `tfd.Independent` over the event dims."""
-    spec = get_spec(kind)
+    family = get_spec(kind)
     event_shape = tuple(event_shape)
-    _check_levels(spec, levels)
-    expected = tuple(event_shape) + (spec.params_per_dim(levels),)
+    expected = tuple(event_shape) + (family.params_per_dim(levels),)
     got = tuple(params.shape[-len(expected):])
     if got != expected:
         raise ValueError(f"{kind} needs decoder outputs ending in {expected}, got {tuple(params.shape)}")
-    base = spec.build(params, levels, sigma)
+    base = family.build(params, levels, sigma)
     return tfd.Independent(base, reinterpreted_batch_ndims=len(event_shape))
-
-
-def _check_levels(spec: LikelihoodSpec, levels):
-    if spec.needs_levels and (levels is None or int(levels) < 2):
-        raise ValueError(f"{spec.name} needs the number of intensity levels K >= 2, got {levels!r}")
 
 
 class LikelihoodHead(keras.layers.Layer):
     """Holds what p(x|z) owns beyond the decoder's outputs (a learned sigma) and builds the distribution.
 
     sigma_mode: "fixed" (sigma given by the user), "shared" (one learned sigma), "per_dim" (one learned sigma per
-    data dimension). Only the gaussian likelihood has a sigma.
+    data dimension). Only families whose entry says `has_sigma` (the gaussian) have one.
     """
 
     def __init__(self, kind: str, event_shape, *, levels=None, sigma: float = 0.1, sigma_mode: str = "fixed", **kw):
         super().__init__(name="likelihood", **kw)
-        self.spec = get_spec(kind)
+        self.family: LikelihoodFamily = get_spec(kind)
         self.kind = kind
         self.event_shape = tuple(int(d) for d in event_shape)
-        _check_levels(self.spec, levels)
+        self.family.params_per_dim(levels)  # ValueError unless the levels it needs are given
         self.levels = int(levels) if levels is not None else None
         if sigma_mode not in SIGMA_MODES:
             raise ValueError(f"unknown sigma_mode {sigma_mode!r}; allowed: {', '.join(SIGMA_MODES)}")
@@ -132,7 +88,7 @@ class LikelihoodHead(keras.layers.Layer):
         self.sigma_mode = sigma_mode
         self.fixed_sigma = float(sigma)
         self.raw_sigma = None
-        if self.spec.has_sigma and sigma_mode != "fixed":
+        if self.family.has_sigma and sigma_mode != "fixed":
             shape = () if sigma_mode == "shared" else self.event_shape
             inverse_softplus = float(np.log(np.expm1(max(sigma - MIN_SCALE, 1e-6))))
             self.raw_sigma = self.add_weight(
@@ -141,15 +97,15 @@ class LikelihoodHead(keras.layers.Layer):
 
     @property
     def params_per_dim(self) -> int:
-        return self.spec.params_per_dim(self.levels)
+        return self.family.params_per_dim(self.levels)
 
     @property
     def representation(self) -> str:
-        return self.spec.representation
+        return self.family.representation
 
     def sigma(self):
         """The Gaussian's sigma: a scalar, or [*event_shape] when learned per dimension; None without one."""
-        if not self.spec.has_sigma:
+        if not self.family.has_sigma:
             return None
         if self.raw_sigma is None:
             return tf.constant(self.fixed_sigma)
@@ -160,7 +116,7 @@ class LikelihoodHead(keras.layers.Layer):
 
     def mean(self, likelihood: tfd.Distribution):
         """E[x|z], the decoder's mean, [..., *event_shape]."""
-        return self.spec.mean(likelihood.distribution, self.levels)
+        return self.family.mean_of(likelihood.distribution, self.levels)
 
     def check_support(self, x) -> None:
         """Raise ValueError if x lies outside this likelihood's support (no silent clipping)."""
@@ -171,8 +127,8 @@ def check_data(kind: str, x, *, levels: int | None = None) -> None:
     """ValueError naming the first value of `x` that `kind` cannot model, and what is allowed."""
     from vae_tfp.data import check_support
 
-    spec = get_spec(kind)
+    family = get_spec(kind)
     try:
-        check_support(np.asarray(x), spec.representation, levels=levels)
+        check_support(np.asarray(x), family.representation, levels=levels)
     except ValueError as err:
         raise ValueError(f"{kind} likelihood: {err}") from None

@@ -1,22 +1,23 @@
-"""The VAE: prior p(z) + encoder (-> q(z|x)) + decoder (-> p(x|z)).
+"""The VAE: prior p(z) + encoder (-> q(z|x)) + decoder (-> p(x|z)), each built from its registry entry in
+`vae_tfp.families` (the model keeps the entries: `prior_family`, `posterior_family`, `likelihood_family`,
+`network_family`, so callers branch on their properties, never on a type or a name).
 
     q(z|x) = posterior family(encoder(x))         batch [batch],          event [latent]
     z ~ q(z|x)                                    [samples, batch, latent]
     p(x|z) = likelihood(decoder(z))               batch [samples, batch], event [*event_shape]
 
 Calling the model returns a `VAEOutput` that holds the distributions themselves, so callers take
-`.mean()`, `.sample()` and `.log_prob()` of each.
+`.mean()`, `.sample()` and `.log_prob()` of each. `build_vae` first checks the model's parameter count against
+`vae_tfp.budget` (BudgetError, a ValueError, before any layer is built).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from vae_tfp import families
 from vae_tfp._tf import keras, tf, tfd
 from vae_tfp.likelihoods import LikelihoodHead
-from vae_tfp.networks import make_decoder, make_encoder
-from vae_tfp.posteriors import get_posterior
-from vae_tfp.priors import make_prior
 
 
 @dataclass
@@ -50,13 +51,16 @@ class VAE(keras.Model):
         self.event_shape = tuple(int(d) for d in event_shape)
         self.latent_dim = int(latent_dim)
         self.network = network
+        self.prior_family = families.priors.get(prior)
+        self.posterior_family = families.posteriors.get(posterior)
+        self.network_family = families.networks.get(network)
         self.likelihood_head = LikelihoodHead(likelihood, self.event_shape, levels=levels, sigma=sigma,
                                               sigma_mode=sigma_mode)
-        self.prior = make_prior(prior, self.latent_dim, components=prior_components, seed=seed)
-        self.posterior_spec = get_posterior(posterior)
-        self.encoder = make_encoder(network, self.event_shape, self.posterior_spec.n_params(self.latent_dim), hidden)
-        self.decoder = make_decoder(network, self.latent_dim, self.event_shape, self.likelihood_head.params_per_dim,
-                                    tuple(reversed(tuple(hidden))))
+        self.likelihood_family = self.likelihood_head.family
+        self.prior = self.prior_family.build(self.latent_dim, components=prior_components, seed=seed)
+        self.encoder, self.decoder = self.network_family.build(
+            self.event_shape, self.latent_dim, self.posterior_family.n_params(self.latent_dim),
+            self.likelihood_head.params_per_dim, hidden)
         self.built = True
 
     # --- the three distributions -------------------------------------------------------------------------
@@ -67,7 +71,7 @@ class VAE(keras.Model):
     def encode(self, x) -> tfd.Distribution:
         """q(z|x) for x [batch, *event_shape]; batch shape [batch], event [latent]."""
         x = self._check_shape(x)
-        return self.posterior_spec.build(self.encoder(x), self.latent_dim)
+        return self.posterior_family.build(self.encoder(x), self.latent_dim)
 
     def decode(self, z) -> tfd.Distribution:
         """p(x|z) for z [..., latent]; batch shape [...], event [*event_shape]."""
@@ -105,7 +109,12 @@ class VAE(keras.Model):
 
 
 def build_vae(config, event_shape, levels: int | None = None) -> VAE:
-    """Build the VAE described by a `RunConfig` for data of `event_shape` (and `levels` grey levels)."""
+    """Build the VAE described by a `RunConfig` for data of `event_shape` (and `levels` grey levels), after checking
+    its parameter count against the budget (`vae_tfp.budget`: BudgetError, a ValueError, before anything is built;
+    the memory of a training step is checked where training is set up, e.g. by the CLI and the sidebar)."""
+    from vae_tfp.budget import check
+
+    check(config, event_shape, levels, training=False)
     return VAE(
         event_shape,
         latent_dim=config.latent_dim,

@@ -1,4 +1,6 @@
-"""Keras 3 encoders and decoders. They output *parameters*, never distributions (no tfp.layers).
+"""Keras 3 encoders and decoders: the builders of the families in `vae_tfp.families.networks` (which also knows,
+without TensorFlow, the size of every layer built here). They output *parameters*, never distributions (no
+tfp.layers).
 
 All are sized from the data's event shape:
     encoder: x [batch, *event_shape]      -> raw posterior parameters [batch, n_params]
@@ -14,9 +16,7 @@ import math
 import numpy as np
 
 from vae_tfp._tf import keras
-from vae_tfp.errors import choose
-
-NETWORKS = ("mlp", "conv", "linear")
+from vae_tfp.families.networks import CONV_FILTERS, KERNEL, image_shape
 
 
 def _dense_stack(h, hidden, activation="relu"):
@@ -46,44 +46,25 @@ def linear_decoder(latent_dim: int, event_shape, params_per_dim: int, hidden=())
     return mlp_decoder(latent_dim, event_shape, params_per_dim, hidden=())
 
 
-def _image_shape(event_shape):
-    if len(event_shape) == 2:
-        return tuple(event_shape) + (1,)
-    if len(event_shape) == 3:
-        return tuple(event_shape)
-    raise ValueError(f"conv networks need images [H, W] or [H, W, C], got event shape {tuple(event_shape)}; use mlp")
-
-
 def conv_encoder(event_shape, n_params: int, hidden=(256,)) -> keras.Model:
     x = keras.Input(shape=event_shape)
-    h = keras.layers.Reshape(_image_shape(event_shape))(x)
-    for filters in (32, 64):
-        h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.Reshape(image_shape(event_shape))(x)
+    for filters in CONV_FILTERS:
+        h = keras.layers.Conv2D(filters, KERNEL, strides=2, padding="same", activation="relu")(h)
     h = _dense_stack(keras.layers.Flatten()(h), hidden)
     return keras.Model(x, keras.layers.Dense(n_params)(h), name="encoder")
 
 
 def conv_decoder(latent_dim: int, event_shape, params_per_dim: int, hidden=(256,)) -> keras.Model:
-    height, width, channels = _image_shape(event_shape)
+    height, width, channels = image_shape(event_shape)
     h4, w4 = math.ceil(height / 4), math.ceil(width / 4)
     z = keras.Input(shape=(latent_dim,))
     h = _dense_stack(z, hidden)
-    h = keras.layers.Dense(h4 * w4 * 64, activation="relu")(h)
-    h = keras.layers.Reshape((h4, w4, 64))(h)
-    h = keras.layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu")(h)
-    h = keras.layers.Conv2DTranspose(channels * params_per_dim, 3, strides=2, padding="same")(h)
+    top = CONV_FILTERS[-1]
+    h = keras.layers.Dense(h4 * w4 * top, activation="relu")(h)
+    h = keras.layers.Reshape((h4, w4, top))(h)
+    h = keras.layers.Conv2DTranspose(CONV_FILTERS[0], KERNEL, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.Conv2DTranspose(channels * params_per_dim, KERNEL, strides=2, padding="same")(h)
     h = keras.layers.Cropping2D(((0, 4 * h4 - height), (0, 4 * w4 - width)))(h)
     out = keras.layers.Reshape(tuple(event_shape) + (params_per_dim,))(h)
     return keras.Model(z, out, name="decoder")
-
-
-_ENCODERS = {"mlp": mlp_encoder, "conv": conv_encoder, "linear": linear_encoder}
-_DECODERS = {"mlp": mlp_decoder, "conv": conv_decoder, "linear": linear_decoder}
-
-
-def make_encoder(kind: str, event_shape, n_params: int, hidden) -> keras.Model:
-    return choose("network", kind, _ENCODERS)(tuple(event_shape), n_params, tuple(hidden))
-
-
-def make_decoder(kind: str, latent_dim: int, event_shape, params_per_dim: int, hidden) -> keras.Model:
-    return choose("network", kind, _DECODERS)(latent_dim, tuple(event_shape), params_per_dim, tuple(hidden))

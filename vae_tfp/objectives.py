@@ -17,7 +17,8 @@ log p(x|z) goes through `log_likelihood`, which for a Bernoulli p(x|z) on logits
 and otherwise the distribution's own `log_prob`.
 
 The KL is analytic where TFP has a closed form (Gaussian q against a Gaussian prior) and Monte Carlo otherwise
-(a mixture prior), or Monte Carlo on request: KL ~= mean_s [log q(z_s|x) - log p(z_s)], z_s ~ q(z|x).
+(a mixture prior), or Monte Carlo on request: KL ~= mean_s [log q(z_s|x) - log p(z_s)], z_s ~ q(z|x). Whether it
+splits over latent dimensions is a property of the model's registry entries (`kl_factorizes`), not of types.
 """
 
 import math
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_tfp._tf import tf, tfd
+from vae_tfp.config import KL_METHODS
 
 
 @dataclass
@@ -54,8 +56,8 @@ def log_likelihood(likelihood, x) -> tf.Tensor:
 
 def kl_divergence(posterior, prior, method: str = "analytic", z=None) -> tf.Tensor:
     """KL(q(z|x) || p(z)) -> [batch]. Monte Carlo uses z [samples, batch, latent] drawn from q."""
-    if method not in ("analytic", "mc"):
-        raise ValueError(f"unknown KL method {method!r}; allowed: analytic, mc")
+    if method not in KL_METHODS:
+        raise ValueError(f"unknown KL method {method!r}; allowed: {', '.join(KL_METHODS)}")
     if method == "analytic":
         try:
             return tfd.kl_divergence(posterior, prior)
@@ -66,18 +68,23 @@ def kl_divergence(posterior, prior, method: str = "analytic", z=None) -> tf.Tens
     return tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), axis=0)
 
 
-def factorized_kl(posterior, prior):
-    """KL per latent dimension [batch, latent] when q and p are both diagonal Gaussians (then it sums to the KL);
-    None otherwise."""
-    if not (_is_diagonal_normal(posterior) and _is_diagonal_normal(prior)):
+def kl_factorizes(model) -> bool:
+    """True when KL(q(z|x) || p(z)) is a sum of closed-form KLs per latent dimension: q and p both diagonal Gaussians,
+    as the model's registry entries say."""
+    return model.posterior_family.diagonal and model.prior_family.diagonal_gaussian
+
+
+def factorized_kl(posterior, prior, factorizes: bool):
+    """KL per latent dimension [batch, latent] when `factorizes` (see `kl_factorizes`; then it sums to the KL);
+    None otherwise.
+
+        KL_j = KL(N(mu_j, s_j^2) || N(m_j, t_j^2)) = log(t_j / s_j) + (s_j^2 + (mu_j - m_j)^2) / (2 t_j^2) - 1/2
+    """
+    if not factorizes:
         return None
     q = tfd.Normal(posterior.mean(), posterior.stddev())
     p = tfd.Normal(prior.mean(), prior.stddev())
     return tfd.kl_divergence(q, p)
-
-
-def _is_diagonal_normal(d) -> bool:
-    return isinstance(d, tfd.MultivariateNormalDiag)
 
 
 def free_bits_kl(kl, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor:
@@ -97,7 +104,7 @@ def elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "an
     log_lik = log_likelihood(out.likelihood, x)  # [samples, batch]
     reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]
     kl_q_p = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
-    per_dim = factorized_kl(out.posterior, out.prior)
+    per_dim = factorized_kl(out.posterior, out.prior, kl_factorizes(model))
     loss = -tf.reduce_mean(reconstruction) + beta * free_bits_kl(kl_q_p, per_dim, free_bits, model.latent_dim)
     return ELBOTerms(elbo=reconstruction - kl_q_p, reconstruction=reconstruction, kl=kl_q_p, loss=loss,
                      kl_per_dim=per_dim)

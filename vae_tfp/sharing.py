@@ -25,11 +25,11 @@ import zipfile
 from dataclasses import fields
 from pathlib import Path
 
-from vae_tfp.config import LIKELIHOOD_HELP, RunConfig
+from vae_tfp.config import RunConfig
+from vae_tfp.families.likelihoods import get as likelihood_family
 
 # --- links ------------------------------------------------------------------------------------------------------
-NOT_IN_LINKS = ("version",)
-LINK_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in NOT_IN_LINKS)
+LINK_FIELDS = tuple(f.name for f in fields(RunConfig))  # every setting (the JSON's version is not one)
 _DEFAULT = RunConfig()
 MAX_SHOWN = 80  # characters of a bad value quoted in a warning
 
@@ -252,7 +252,7 @@ def _data_info_from(blob: bytes, config: RunConfig) -> dict:
     if not 1 <= len(shape) <= 3 or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 4096
                                            for d in shape) or math.prod(shape) > 2**22:
         raise BundleError(f"data.json: event_shape {shape!r} must be 1 to 3 sizes between 1 and 4096")
-    representation = LIKELIHOOD_HELP[config.likelihood][1]
+    representation = likelihood_family(config.likelihood).representation
     if info["representation"] != representation:
         raise BundleError(f"data.json says the data is {info['representation']!r}, but the {config.likelihood} "
                           f"likelihood needs {representation!r}")

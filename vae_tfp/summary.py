@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from vae_tfp import families
 from vae_tfp.config import RunConfig
 from vae_tfp.evaluation import (
     active_units,
@@ -21,7 +22,6 @@ from vae_tfp.evaluation import (
     log_px_quadrature,
 )
 from vae_tfp.explain.data import prepared_data
-from vae_tfp.likelihoods import get_spec
 from vae_tfp.runs import Run, load_model
 
 DISCRETE = ("binary", "levels")
@@ -56,7 +56,7 @@ def evaluate_run(run: Run, *, k: int = 1000, n: int | None = None, quadrature_n:
         report["quadrature_log_px"] = float(np.mean(log_px_quadrature(model, x[:m])))
         report["quadrature_log_px_is"] = float(np.mean(log_px[:m]))  # the IS estimate on the same images
         report["quadrature_n_images"] = int(m)
-    representation = get_spec(config.likelihood).representation
+    representation = families.likelihoods.get(config.likelihood).representation
     dims = int(np.prod(x.shape[1:]))
     report["bits_per_dim"] = -report["log_px"] / (dims * math.log(2)) if representation in DISCRETE else None
     report["active_units"], variances = active_units(model, x)

@@ -8,13 +8,6 @@ from dashboard import figures, state
 
 N_IMAGES = 6  # at 112 px each they fit a 1400 px wide window beside the sidebar
 N_POINTS = 300
-SAMPLE_WORDS = {
-    "bernoulli": "each pixel is 0 or 1 with probability E[x|z], so the sample is a speckled black-and-white image",
-    "continuous_bernoulli": "each pixel is drawn from a continuous Bernoulli on [0, 1] with the decoder's parameter",
-    "gaussian": "each value is E[x|z] plus Gaussian noise of standard deviation sigma, so the sample is visibly noisy",
-    "categorical": "each pixel is one of K levels, drawn from the decoder's softmax",
-    "discretized_logistic": "each pixel is one of K levels, drawn from a quantized logistic around the decoder's mean",
-}
 
 
 def image_index(n_test: int, label: str = "Test image #") -> int:
@@ -42,6 +35,7 @@ def render() -> None:
     rec = state.memo(act.token, "reconstructions", (start, n, seed),
                      lambda: explain.reconstructions(act.model, x, seed=seed))
     likelihood = act.model.likelihood_name
+    sample_words = act.model.likelihood_family.sample  # how a sample x' ~ p(x|z) looks, from the registry entry
     if points:
         figures.chart(figures.reconstruction_points(rec), config=figures.plot_config("reconstructions"),
                         key="rec_points")
@@ -56,10 +50,10 @@ def render() -> None:
     st.markdown(
         f"**Top row**: test inputs x. **Middle**: E[x|z], the mean of p(x|z), for one z ~ q(z|x) — this is what "
         f"the decoder network outputs. **Bottom**: a sample x' ~ p(x|z) from the {likelihood} likelihood: "
-        f"{SAMPLE_WORDS[likelihood]}. The numbers are log p(x|z) of the input, in nats (the reconstruction term "
+        f"{sample_words}. The numbers are log p(x|z) of the input, in nats (the reconstruction term "
         "of the ELBO, for this one z)." if not points else
         f"Grey: test points x. Blue: E[x|z], what the decoder outputs for z ~ q(z|x). Orange: samples "
-        f"x' ~ p(x|z) ({SAMPLE_WORDS[likelihood]}). Mean log p(x|z) over these points: "
+        f"x' ~ p(x|z) ({sample_words}). Mean log p(x|z) over these points: "
         f"{np.mean(rec.log_px_given_z):.2f} nats.")
     rows = "index,log_px_given_z\n" + "".join(f"{start + i},{v:.6f}\n" for i, v in enumerate(rec.log_px_given_z))
     st.download_button("Download log p(x|z) (CSV)", rows, file_name="reconstructions.csv", mime="text/csv",

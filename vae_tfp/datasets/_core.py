@@ -6,7 +6,7 @@ Nothing here imports TensorFlow; the module is cheap to import.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,13 +65,15 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Registry record: how to load a built-in data set and whether it is available offline."""
+    """Registry record: what a built-in data set is (words for people, its kind "image" or "points"), how to load it,
+    whether it is available offline, and the RunConfig settings it suggests (`defaults`, field -> value)."""
 
     name: str
     description: str
     kind: str
     loader: Callable[[str | None, int], Dataset]
     available: Callable[[str | None], bool] = lambda data_dir: True
+    defaults: dict = field(default_factory=dict)
 
 
 def _check_labels(y: np.ndarray | None, n: int, what: str) -> None:

@@ -1,4 +1,9 @@
-"""The dataset registry `DATASETS`, `load` (registered names or user paths) and `list_datasets`."""
+"""The dataset registry `DATASETS`, `load` (registered names or user paths) and `list_datasets`.
+
+Like the registries in `vae_tfp.families`, it imports no TensorFlow: each `DatasetInfo` holds the words a person reads
+(`description`), its `kind` ("image" or "points", e.g. conv networks need images), its loader, whether it is
+available offline, and `defaults`: RunConfig settings the data set suggests (field -> value; empty for now).
+"""
 
 from __future__ import annotations
 

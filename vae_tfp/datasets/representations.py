@@ -22,7 +22,9 @@ import numpy as np
 from ._core import Dataset
 
 REPRESENTATIONS = ("binary", "unit", "levels", "real")
-BINARIZATIONS = ("dynamic", "static", "threshold")
+# How grey data becomes binary (the one list of them; `RunConfig.binarization` offers these), with words for people.
+BINARIZATIONS = {"dynamic": "dynamic: re-sampled each epoch", "static": "static: sampled once",
+                 "threshold": "thresholded at 0.5"}
 TEST_BINARIZATION_SEED = 123
 TRAIN_BINARIZATION_SEED = 456
 DEQUANTIZE_TRAIN_SEED = 789
@@ -41,9 +43,9 @@ class Prepared:
     note: str
 
 
-def _check_choice(value: str, allowed: tuple[str, ...], what: str) -> None:
+def _check_choice(value: str, allowed, what: str) -> None:
     if value not in allowed:
-        raise ValueError(f"Unknown {what} {value!r}; allowed are {allowed}.")
+        raise ValueError(f"Unknown {what} {value!r}; allowed are {tuple(allowed)}.")
 
 
 def scale_to_unit(x: np.ndarray, levels: int) -> np.ndarray:

@@ -11,11 +11,10 @@ to the data (empty on an error).
 import dataclasses
 from typing import NamedTuple
 
-from vae_tfp.data import Dataset, prepare
+from vae_tfp import families
+from vae_tfp.data import BINARIZATIONS, Dataset, prepare
 from vae_tfp.explain.data import representation as representation_of
 
-BINARIZATION_WORDS = {"dynamic": "dynamic: re-sampled each epoch", "static": "static: sampled once",
-                      "threshold": "thresholded at 0.5"}
 FEW = 20  # the note does not depend on the data set's size: a few examples are prepared
 MANY_LEVELS = 32  # above this many grey levels a per-level likelihood is worth a word
 
@@ -41,7 +40,7 @@ def fit_report(dataset: Dataset, likelihood: str, binarization: str = "dynamic")
         return FitReport("", "", note)
     if representation == "binary" and dataset.levels > 2:
         return FitReport("info", f"**{dataset.name}** has {dataset.levels} grey levels; the Bernoulli likelihood "
-                                 f"models binary pixels, so images are binarized ({BINARIZATION_WORDS[binarization]}). "
+                                 f"models binary pixels, so images are binarized ({BINARIZATIONS[binarization]}). "
                                  "Pick **continuous_bernoulli** to model grey values.", note)
     if representation == "levels" and dataset.levels > MANY_LEVELS:
         extra = (f" The categorical needs {dataset.levels} decoder outputs per pixel, so it trains slower than the "
@@ -49,7 +48,8 @@ def fit_report(dataset: Dataset, likelihood: str, binarization: str = "dynamic")
         return FitReport("info", f"**{dataset.name}** has {dataset.levels} grey levels per pixel, each modelled as "
                                  f"one of {dataset.levels} values.{extra}", note)
     if representation == "real":
+        sample = families.likelihoods.get(likelihood).sample
         return FitReport("info", "Pixels are treated as real numbers: log p(x|z) is a density (it can be positive) "
-                                 "and is not comparable with the discrete likelihoods; a sample x ~ p(x|z) is the "
-                                 "mean plus Gaussian noise.", note)
+                                 "and is not comparable with the discrete likelihoods. A sample x ~ p(x|z): "
+                                 f"{sample}.", note)
     return FitReport("", "", note)

@@ -1,15 +1,14 @@
 """The data of a config exactly as the trainer prepares it (same representation, binarization and seeds).
 No TensorFlow."""
 
-from vae_tfp.config import LIKELIHOOD_HELP, RunConfig
+from vae_tfp import families
+from vae_tfp.config import RunConfig
 from vae_tfp.data import Dataset, Prepared, load, prepare
 
 
 def representation(likelihood: str) -> str:
-    """The data representation a likelihood models: "binary", "unit", "real" or "levels"."""
-    if likelihood not in LIKELIHOOD_HELP:
-        raise ValueError(f"unknown likelihood {likelihood!r}; allowed: {', '.join(LIKELIHOOD_HELP)}")
-    return LIKELIHOOD_HELP[likelihood][1]
+    """The data representation a likelihood models: "binary", "unit", "real" or "levels" (its registry entry's)."""
+    return families.likelihoods.get(likelihood).representation
 
 
 def prepared_data(config: RunConfig, data_dir=None) -> tuple[Dataset, Prepared]:
