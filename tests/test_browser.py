@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
 
 Starts `streamlit run dashboard/app.py` (the console script) on a free port with a temporary runs folder, opens it,
-checks the first paint comes quickly, switches the likelihood in the sidebar, trains on digits, checks that the page
+waits for the first paint, switches the likelihood in the sidebar, trains on digits, checks that the page
 stays live while training, finds the ELBO chart and the reconstruction images, visits every view and trains a second
 likelihood for the comparison. Full-page screenshots (tall viewport: Streamlit scrolls inside its own container)
 go to artifacts/screenshots/; small copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/
