@@ -64,7 +64,11 @@ def _check_plane(model):
 
 
 def _int_in(name, value, lo, hi) -> int:
-    if isinstance(value, bool) or int(value) != value or not lo <= int(value) <= hi:
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and lo <= int(value) <= hi
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
     return int(value)
 

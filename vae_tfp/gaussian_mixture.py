@@ -64,13 +64,14 @@ def log_density_at(x, means, sigma, log_weights) -> np.ndarray:
     bias = log_weights - 0.5 * np.sum(mu**2, axis=1)  # [P]
     out = np.empty(len(x))
     chunk = max(1, BUDGET // len(mu))
-    for i in range(0, len(x), chunk):
-        xs = (x[i:i + chunk] - centre) / sigma  # [c, D]
-        logits = xs @ mu.T + bias  # [c, P]
-        top = logits.max(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore"):  # a row of -inf (all weights zero) stays -inf
-            lse = top[:, 0] + np.log(np.sum(np.exp(logits - top), axis=1))
-        out[i:i + chunk] = lse - 0.5 * np.sum(xs**2, axis=1)
+    with _one_blas_thread():
+        for i in range(0, len(x), chunk):
+            xs = (x[i:i + chunk] - centre) / sigma  # [c, D]
+            logits = xs @ mu.T + bias  # [c, P]
+            top = logits.max(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore"):  # a row of -inf (all weights zero) stays -inf
+                lse = top[:, 0] + np.log(np.sum(np.exp(logits - top), axis=1))
+            out[i:i + chunk] = lse - 0.5 * np.sum(xs**2, axis=1)
     return out - _log_normaliser(sigma)
 
 
