@@ -348,11 +348,12 @@ class OnePoint:
         return self.log_px - self.elbo
 
 
-def one_point(model, x1, *, grid: int = 121, k: int = 5000) -> OnePoint:
-    """log p(x), the ELBO, the gap and p(z|x) beside q(z|x) for ONE point x1 [D] (from `views.what_is_px`; for
-    latent_dim > 2, log p(x) by importance sampling with k samples)."""
+def one_point(model, x1, *, grid: int = 121, k: int = 5000, elbo_samples: int | None = None) -> OnePoint:
+    """log p(x), the ELBO, the gap and p(z|x) beside q(z|x) for ONE point x1 [D] (from `views.what_is_px`, whose
+    ELBO takes `elbo_samples` draws of z ~ q(z|x), by default 20 000 for a small decoder; for latent_dim > 2,
+    log p(x) by importance sampling with k samples)."""
     x1 = np.asarray(x1, np.float32).reshape(tuple(model.event_shape))
-    w = _views.what_is_px(model, x1, ks=(1,), grid=grid)
+    w = _views.what_is_px(model, x1, ks=(1,), grid=grid, elbo_samples=elbo_samples)
     log_px, method = w.log_px, w.method
     if log_px is None:
         log_px, method = float(evaluation.log_px_importance(model, x1[None], k=k)[0]), "importance"
