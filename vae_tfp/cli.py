@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument("--latent-grid", type=_positive_int,
                     help="latent grid points per dimension for the quadrature (latent <= 2; default 1000 in 1-D, "
                          "100 in 2-D)")
-    dn.add_argument("--k", type=_positive_int, default=1000, help="importance samples per test point (latent > 2)")
-    dn.add_argument("--grid-k", type=_positive_int, default=100, help="importance samples per grid point (latent > 2)")
+    dn.add_argument("--k", type=_positive_int, help="importance samples per test point (latent > 2; default 1000)")
+    dn.add_argument("--grid-k", type=_positive_int, help="importance samples per grid point (latent > 2; default 100)")
     dn.add_argument("--n", type=_positive_int, help="use only the first N test points")
     dn.add_argument("--data-dir")
     dn.add_argument("--no-image", action="store_true", help="do not write density.png")

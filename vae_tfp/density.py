@@ -8,6 +8,8 @@
   latent grid spans +-5 prior standard deviations around each of the prior's means (for the standard normal:
   [-5, 5] per dimension, prior mass 1 - 5.7e-7 in 1-D and 1 - 1.1e-6 in 2-D); its mass sum_g p(z_g) dz is reported
   as `prior_mass`: it is also the grid density's total mass over the whole plane, so the truncation is known.
+  (Pointwise, an x whose posterior p(z|x) reaches past the latent grid -- far in the tails, where p(x) is tiny --
+  loses that part of its integral.)
   `latent_step` is the largest move of f between neighbouring latent grid points (where p(z) >= 1e-3 of its
   largest value) in units of sigma: the sum's error grows fast with it (on a trained two_moons model, against a
   500 x 500 grid: step 1.1 -> max error 4e-4 nats over the test set, 2.2 -> 2e-3, 4.3 -> 0.08); raise the latent

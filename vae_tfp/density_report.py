@@ -20,9 +20,12 @@ MAX_DRAWN_POINTS = 1000
 VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float64)
 
 
-def density_report(run: Run, *, grid: int = 200, latent_grid: int | None = None, k: int = density.TEST_K,
-                   grid_k: int = density.GRID_K, n: int | None = None, data_dir=None, image: bool = True) -> dict:
-    """The density report of a saved run (see the module docstring); ValueError if the run is not on 2-D points."""
+def density_report(run: Run, *, grid: int = 200, latent_grid: int | None = None, k: int | None = None,
+                   grid_k: int | None = None, n: int | None = None, data_dir=None, image: bool = True) -> dict:
+    """The density report of a saved run (see the module docstring); ValueError if the run is not on 2-D points.
+    k / grid_k: importance samples per test / grid point for latent_dim > 2 (default density.TEST_K / GRID_K)."""
+    k = density.TEST_K if k is None else k
+    grid_k = density.GRID_K if grid_k is None else grid_k
     from vae_tfp.views import prepared_data
 
     event_shape = tuple(run.data_info().get("event_shape", ()))
