@@ -1,4 +1,4 @@
-"""Command line: `python -m vae_tfp train | evaluate | datasets | runs | bench`.
+"""Command line: `python -m vae_tfp train | evaluate | density | datasets | runs | bench`.
 
 Thin: parses arguments into a RunConfig and calls the library. The `train` flags are generated from the RunConfig
 fields' metadata (`vae_tfp.config.SETTINGS`: flag, help, range, choices, group), so each setting is written once.
@@ -8,6 +8,7 @@ stdout is one JSON object.
 
     python -m vae_tfp train --dataset digits --likelihood bernoulli --latent-dim 2 --epochs 10
     python -m vae_tfp evaluate runs/<name> --k 1000 --json
+    python -m vae_tfp density runs/<name> --grid 200 --json        (2-D point data)
 """
 
 import argparse
@@ -82,6 +83,18 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         groups[setting.group].add_argument(*flags, **options)
 
 
+def _int_between(lo, hi):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer from {lo} to {hi}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer from {lo} to {hi}, got {text!r}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vae_tfp", description="Train and evaluate VAEs headless.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir")
     e.add_argument("--no-images", action="store_true", help="do not write reconstruction / sample PNGs")
     e.add_argument("--json", action="store_true")
+
+    dn = sub.add_parser("density", help="the model's p(x) on a grid over the plane (runs on 2-D point data)")
+    dn.add_argument("run_dir")
+    dn.add_argument("--grid", type=_int_between(2, 2000), default=200, help="data grid points per axis")
+    dn.add_argument("--latent-grid", type=_positive_int,
+                    help="latent grid points per dimension for the quadrature (latent <= 2; default 1000 in 1-D, "
+                         "100 in 2-D)")
+    dn.add_argument("--k", type=_positive_int, help="importance samples per test point (latent > 2; default 1000)")
+    dn.add_argument("--grid-k", type=_positive_int, help="importance samples per grid point (latent > 2; default 100)")
+    dn.add_argument("--n", type=_positive_int, help="use only the first N test points")
+    dn.add_argument("--data-dir")
+    dn.add_argument("--no-image", action="store_true", help="do not write density.png")
+    dn.add_argument("--json", action="store_true")
 
     ds = sub.add_parser("datasets", help="list the datasets")
     ds.add_argument("--json", action="store_true")
@@ -223,6 +249,25 @@ def cmd_evaluate(a) -> dict:
     return report
 
 
+def cmd_density(a) -> dict:
+    from vae_tfp.density_report import density_report
+    from vae_tfp.runs import open_run
+
+    try:
+        run = open_run(a.run_dir)
+    except ValueError as err:
+        raise UsageError(f"run_dir: {err}") from None
+    try:
+        report = density_report(run, grid=a.grid, latent_grid=a.latent_grid, k=a.k, grid_k=a.grid_k, n=a.n,
+                                data_dir=a.data_dir, image=not a.no_image)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not a.json:
+        for key, value in report.items():
+            print(f"{key:>24}: {value}")
+    return report
+
+
 def cmd_datasets(a) -> list:
     from vae_tfp.data import list_datasets
 
@@ -256,8 +301,8 @@ def cmd_bench(a) -> dict:
     return run_benchmarks(quick=a.quick, print_table=not a.json)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "datasets": cmd_datasets, "runs": cmd_runs,
-            "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "density": cmd_density, "datasets": cmd_datasets,
+            "runs": cmd_runs, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

@@ -154,11 +154,16 @@ def _points_dataset(name: str, description: str, x: np.ndarray, y: np.ndarray | 
     )
 
 
+MOONS_NOISE = 0.1  # make_moons(noise=...): std of the Gaussian noise added to each coordinate
+RINGS_FACTOR, RINGS_NOISE = 0.5, 0.05  # make_circles(factor=..., noise=...): inner radius / outer radius, noise std
+PINWHEEL_RADIAL_STD, PINWHEEL_TANGENTIAL_STD, PINWHEEL_ARMS, PINWHEEL_RATE = 0.3, 0.05, 5, 0.25
+
+
 def load_two_moons(data_dir: str | None = None, seed: int = 0) -> Dataset:
     """sklearn make_moons, noise 0.1; labels are the moon (0/1)."""
     from sklearn.datasets import make_moons
 
-    x, y = make_moons(N_TRAIN_POINTS + N_TEST_POINTS, noise=0.1, random_state=seed)
+    x, y = make_moons(N_TRAIN_POINTS + N_TEST_POINTS, noise=MOONS_NOISE, random_state=seed)
     return _points_dataset("two_moons", "Two interleaving half circles in 2-D (sklearn make_moons, noise 0.1).", x, y)
 
 
@@ -166,12 +171,14 @@ def load_rings(data_dir: str | None = None, seed: int = 0) -> Dataset:
     """sklearn make_circles, factor 0.5, noise 0.05; labels are the ring (0 outer, 1 inner)."""
     from sklearn.datasets import make_circles
 
-    x, y = make_circles(N_TRAIN_POINTS + N_TEST_POINTS, factor=0.5, noise=0.05, random_state=seed)
+    x, y = make_circles(N_TRAIN_POINTS + N_TEST_POINTS, factor=RINGS_FACTOR, noise=RINGS_NOISE,
+                        random_state=seed)
     return _points_dataset("rings", "Two concentric rings in 2-D (sklearn make_circles, factor 0.5, noise 0.05).", x, y)
 
 
-def make_pinwheel(n: int, rng: np.random.Generator, radial_std: float = 0.3, tangential_std: float = 0.05,
-                  num_classes: int = 5, rate: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def make_pinwheel(n: int, rng: np.random.Generator, radial_std: float = PINWHEEL_RADIAL_STD,
+                  tangential_std: float = PINWHEEL_TANGENTIAL_STD, num_classes: int = PINWHEEL_ARMS,
+                  rate: float = PINWHEEL_RATE) -> tuple[np.ndarray, np.ndarray]:
     """Pinwheel of Johnson et al. (2016, SVAE): arm drawn uniformly per point, no final x10 scaling."""
     rads = np.linspace(0, 2 * np.pi, num_classes, endpoint=False)
     labels = rng.integers(0, num_classes, size=n)
@@ -214,6 +221,35 @@ def load_linear_gaussian(data_dir: str | None = None, seed: int = 0) -> Dataset:
         "linear_gaussian",
         "10-D data from a known linear-Gaussian model x = zW + b + 0.5 eps with a 2-D latent z "
         "(probabilistic PCA ground truth in `truth`).",
+        x, None,
+    )
+    return replace(ds, truth=truth)
+
+
+# ---------------------------------------------------------------- linear-Gaussian in the plane
+
+LG2_W = ((1.2, 0.8),)  # [1, 2]: the one latent direction
+LG2_B = (0.5, -0.3)
+LG2_SIGMA = 0.3
+
+
+def linear_gaussian_2d_truth() -> dict:
+    """The generating model: {"W": [1, 2], "b": [2], "sigma": 0.3}, so x = z W + b + sigma eps with z ~ N(0, 1)."""
+    return {"W": np.array(LG2_W), "b": np.array(LG2_B), "sigma": LG2_SIGMA}
+
+
+def load_linear_gaussian_2d(data_dir: str | None = None, seed: int = 0) -> Dataset:
+    """Samples of x = z W + b + sigma eps, z ~ N(0, 1), eps ~ N(0, I_2): a tilted Gaussian ellipse in the plane,
+    p(x) = N(b, W^T W + sigma^2 I) exactly; fixed model, samples from `seed`."""
+    truth = linear_gaussian_2d_truth()
+    rng = np.random.default_rng(seed)
+    n = N_TRAIN_POINTS + N_TEST_POINTS
+    z = rng.standard_normal((n, 1))
+    x = z @ truth["W"] + truth["b"] + truth["sigma"] * rng.standard_normal((n, 2))
+    ds = _points_dataset(
+        "linear_gaussian_2d",
+        "2-D points from a known linear-Gaussian model x = zW + b + 0.3 eps with a 1-D latent z "
+        "(p(x) = N(b, W^T W + 0.09 I), exactly; ground truth in `truth`).",
         x, None,
     )
     return replace(ds, truth=truth)

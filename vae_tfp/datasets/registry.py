@@ -38,6 +38,9 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("linear_gaussian", "10-D points from a known linear-Gaussian model with a 2-D latent "
                     "(5000 / 1000); the true W, b, sigma are in Dataset.truth.", "points",
                     builtin.load_linear_gaussian),
+        DatasetInfo("linear_gaussian_2d", "2-D points from a known linear-Gaussian model with a 1-D latent "
+                    "(5000 / 1000): the exact p(x) can be drawn on the plane.", "points",
+                    builtin.load_linear_gaussian_2d),
     )
 }
 
