@@ -54,9 +54,10 @@ class VAE(keras.Model):
                                               sigma_mode=sigma_mode)
         self.prior = make_prior(prior, self.latent_dim, components=prior_components, seed=seed)
         self.posterior_spec = get_posterior(posterior)
-        self.encoder = make_encoder(network, self.event_shape, self.posterior_spec.n_params(self.latent_dim), hidden)
+        self.encoder = make_encoder(network, self.event_shape, self.posterior_spec.n_params(self.latent_dim), hidden,
+                                    seed=(seed, 1))  # initial weights from the seed alone
         self.decoder = make_decoder(network, self.latent_dim, self.event_shape, self.likelihood_head.params_per_dim,
-                                    tuple(reversed(tuple(hidden))))
+                                    tuple(reversed(tuple(hidden))), seed=(seed, 2))
         self.built = True
 
     # --- the three distributions -------------------------------------------------------------------------
@@ -82,11 +83,12 @@ class VAE(keras.Model):
         """E[x|z], what the decoder network says x should look like, [..., *event_shape]."""
         return self.likelihood_head.mean(self.decode(z))
 
-    def call(self, x, n_samples: int = 1) -> VAEOutput:
+    def call(self, x, n_samples: int = 1, seed=None) -> VAEOutput:
+        """`seed`: a stateless seed (int32 [2]) for z ~ q(z|x); None draws from TF's global random state."""
         if tf.executing_eagerly():
             self.likelihood_head.check_support(np.asarray(x))
         posterior = self.encode(x)
-        z = posterior.sample(n_samples)  # [samples, batch, latent]
+        z = posterior.sample(n_samples, seed=seed)  # [samples, batch, latent]
         return VAEOutput(self.prior_distribution(), posterior, z, self.decode(z))
 
     # --- helpers -----------------------------------------------------------------------------------------

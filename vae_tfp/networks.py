@@ -7,6 +7,9 @@ All are sized from the data's event shape:
     mlp:    flatten -> Dense(h) ... -> Dense(out)
     conv:   images only; two stride-2 3x3 convolutions (mirror: two transposed convolutions, cropped to H x W)
     linear: one Dense layer each way, so the decoder is x_params = W z + b (the linear-Gaussian model)
+
+Given a seed, each kernel starts Glorot-uniform (Keras' default) drawn from its own seed, derived from (seed, layer
+index), and biases at zero: a model's initial weights depend on its config's seed only, never on process-wide state.
 """
 
 import math
@@ -81,9 +84,22 @@ _ENCODERS = {"mlp": mlp_encoder, "conv": conv_encoder, "linear": linear_encoder}
 _DECODERS = {"mlp": mlp_decoder, "conv": conv_decoder, "linear": linear_decoder}
 
 
-def make_encoder(kind: str, event_shape, n_params: int, hidden) -> keras.Model:
-    return choose("network", kind, _ENCODERS)(tuple(event_shape), n_params, tuple(hidden))
+def make_encoder(kind: str, event_shape, n_params: int, hidden, seed=None) -> keras.Model:
+    """`seed` (an int or a tuple of ints) fixes the initial weights; None leaves Keras' global seed to draw them."""
+    net = choose("network", kind, _ENCODERS)(tuple(event_shape), n_params, tuple(hidden))
+    return net if seed is None else seed_kernels(net, seed)
 
 
-def make_decoder(kind: str, latent_dim: int, event_shape, params_per_dim: int, hidden) -> keras.Model:
-    return choose("network", kind, _DECODERS)(latent_dim, tuple(event_shape), params_per_dim, tuple(hidden))
+def make_decoder(kind: str, latent_dim: int, event_shape, params_per_dim: int, hidden, seed=None) -> keras.Model:
+    net = choose("network", kind, _DECODERS)(latent_dim, tuple(event_shape), params_per_dim, tuple(hidden))
+    return net if seed is None else seed_kernels(net, seed)
+
+
+def seed_kernels(net: keras.Model, seed) -> keras.Model:
+    """Draw every kernel of `net` again, Glorot-uniform from the seed (seed, i) for its i-th layer with a kernel."""
+    layers = [layer for layer in net.layers if getattr(layer, "kernel", None) is not None]
+    for i, layer in enumerate(layers):
+        state = np.random.SeedSequence([*np.atleast_1d(seed).tolist(), i]).generate_state(1)[0]
+        init = keras.initializers.GlorotUniform(seed=int(state >> 1))
+        layer.kernel.assign(init(tuple(layer.kernel.shape), dtype=layer.kernel.dtype))
+    return net
