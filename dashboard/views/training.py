@@ -2,7 +2,8 @@
 reconstruction term E_q[log p(x|z)] and the KL term as their own lines.
 
 While this session's job runs, two fragments poll it (`st.fragment(run_every=...)`): the progress line above the
-tabs and the curve here. Nothing waits on training; when it ends the whole page reruns once to show the model.
+tabs and the curve here, which reads only the history records appended since its last poll. Nothing waits on
+training; when it ends the whole page reruns once to show the model.
 """
 
 import math
