@@ -151,3 +151,16 @@ def test_divergence_exits_1_with_the_message(tmp_path, capsys):
     out = json.loads(captured.out.strip().splitlines()[-1])
     assert out["status"] == "diverged" and out["steps"] == 0 and "NaN/Inf" in out["error"]
     assert out["run_dir"] is None and not (tmp_path / "runs").exists()  # no step was applied: nothing to keep
+
+
+def test_resuming_a_finished_run_trains_nothing_and_names_the_run(tmp_path, capsys):
+    run_dir = tmp_path / "done"
+    assert main(["train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--run-dir", str(run_dir),
+                 "--json", "--quiet"]) == 0
+    first = _last_json(capsys)
+    history = (run_dir / "history.jsonl").read_text()
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--json", "--quiet"]) == 0
+    again = _last_json(capsys)
+    assert again["status"] == "completed" and again["steps"] == first["steps"] == 12
+    assert again["run_dir"] == str(run_dir.resolve()) and again["resumed_from_step"] == 12
+    assert (run_dir / "history.jsonl").read_text() == history  # nothing new to record

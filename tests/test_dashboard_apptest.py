@@ -289,3 +289,29 @@ def test_streamlit_rerun_cleanup_no_longer_resets_keras():
     assert keras.layers.Dense(1).name != "dense"  # the name counter survived
     keras.backend.clear_session()  # anyone else still gets the real clear_session
     assert keras.layers.Dense(1).name == "dense" and before != "dense"
+
+
+def test_a_run_written_by_an_older_main_opens_in_every_view(runs):
+    """The run folder main wrote at 77373d8 (distortion/rate, 0600 JSON files) opens: curves and test terms in the
+    current names, every view without an exception."""
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parent / "data" / "run-77373d8-stopped", runs / "old-run")
+    at = app({"run": "old-run", "view": "Training"})
+    assert not at.exception and at.session_state["picked_run"] == "old-run"
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["test E_q[log p(x|z)]"]) < 0 and float(metrics["test KL(q||p)"]) > 0
+    import base64
+
+    import numpy as np
+
+    def ys(trace):  # Plotly sends numeric arrays base64-encoded
+        y = trace["y"]
+        return np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.asarray(y)
+
+    curves = {t["name"]: ys(t) for t in traces(at)}
+    assert len(curves["E_q[log p(x|z)] (train)"]) == 7 and curves["E_q[log p(x|z)] (train)"].max() < 0
+    assert curves["KL (train)"].min() > 0
+    for label in LABELS:
+        show(at, label)
+        assert not at.exception, label

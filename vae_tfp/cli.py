@@ -178,7 +178,11 @@ def cmd_train(a) -> dict:
         result = trainer.train()
     finally:
         bar.close()
-    out = {"run_dir": str(recorder.run.path) if recorder.run is not None else None, "status": result.status,
+    if recorder.run is not None:
+        run_dir = str(recorder.run.path)
+    else:  # no step applied in this call: a resumed run stays where it was; a new one was never created
+        run_dir = str(Path(a.run_dir).resolve()) if a.resume else None
+    out = {"run_dir": run_dir, "status": result.status,
            "steps": result.steps, "epochs": result.epochs, "images_per_second": result.images_per_second,
            "test_elbo": result.test_metrics.get("elbo"),
            "test_reconstruction": result.test_metrics.get("reconstruction"), "test_kl": result.test_metrics.get("kl"),
