@@ -26,7 +26,7 @@ def parity(epochs: int = 20, batch_size: int = 128, seeds=(0, 1)) -> dict:
         for precision in ("float32", "bfloat16"):
             config = RunConfig(**(REFERENCE | {"batch_size": batch_size, "epochs": epochs, "seed": seed,
                                                "eval_every": epochs}))
-            trainer = Trainer(config, dataset=dataset, save=False, precision=precision)
+            trainer = Trainer(config, dataset=dataset, precision=precision)
             t0 = time.perf_counter()
             r = trainer.train()
             seconds = time.perf_counter() - t0

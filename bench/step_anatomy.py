@@ -29,13 +29,14 @@ def anatomy(batch_size: int = 128, precision: str = "float32", repeats: int = 7,
     from vae_tfp._tf import tf
     from vae_tfp.config import RunConfig
     from vae_tfp.objectives import training_loss
-    from vae_tfp.training import Trainer, _fused_adam
+    from vae_tfp.training import Trainer
+    from vae_tfp.training.kernels import fused_adam
 
-    trainer = Trainer(RunConfig(**(REFERENCE | {"batch_size": batch_size})), save=False, precision=precision)
+    trainer = Trainer(RunConfig(**(REFERENCE | {"batch_size": batch_size})), precision=precision)
     model, variables = trainer.model, trainer.model.trainable_variables
     n_params = sum(int(np.prod(v.shape)) for v in variables)
-    idx, seed, beta = trainer._permutation(0)[:batch_size], trainer._batch_seed(0, 0), np.float32(1.0)
-    x = trainer._batch(tf.constant(idx), seed)
+    inputs, beta = next(iter(trainer.epoch_inputs(0))), np.float32(1.0)  # (indices, seed) of the first batch
+    x = trainer.feed.batch(tf.constant(inputs[0]), inputs[1])
 
     @tf.function
     def grads_only(x):
@@ -44,7 +45,7 @@ def anatomy(batch_size: int = 128, precision: str = "float32", repeats: int = 7,
         return tf.add_n([tf.reduce_sum(g[:1]) for g in tape.gradient(loss, variables)])
 
     grads = [tf.random.normal(v.shape) * 1e-3 for v in variables]
-    fused = _fused_adam(trainer.optimizer)
+    fused = fused_adam(trainer.optimizer)
     adam_only = tf.function(lambda: fused(grads, variables))
     arrays = [tf.Variable(tf.zeros(v.shape)) for v in variables]
 
@@ -56,7 +57,7 @@ def anatomy(batch_size: int = 128, precision: str = "float32", repeats: int = 7,
             a.assign(a * 0.25 + g)
         return tf.constant(0.0)
 
-    parts = {"step": lambda: trainer._train_step(idx, seed, beta).numpy(), "grads": lambda: grads_only(x).numpy(),
+    parts = {"step": lambda: trainer.compiled_step(*inputs, beta).numpy(), "grads": lambda: grads_only(x).numpy(),
              "adam": lambda: adam_only().numpy(), "stream": lambda: stream().numpy()}
     for f in parts.values():
         for _ in range(10):

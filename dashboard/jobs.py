@@ -1,12 +1,14 @@
 """A training job: one `vae_tfp.training.Trainer` running in a background thread, owned by one browser session.
 
-The trainer's callback writes the latest event into this object under a lock; the page polls `snapshot()` from a
-`st.fragment(run_every=...)`, so the page never waits on training. `stop()` is honoured within one step and keeps
-the model trained so far. Nothing here imports streamlit; TensorFlow loads inside the thread.
+A `RunRecorder` writes the run directory (it appears with the first step); the trainer's callback writes the latest
+event into this object under a lock; the page polls `snapshot()` from a `st.fragment(run_every=...)`, so the page
+never waits on training. `stop()` is honoured within one step and keeps the model trained so far. A diverged run
+ends in the state "diverged" with the trainer's message. Nothing here imports streamlit; TensorFlow loads inside
+the thread.
 
     job = TrainingJob(config, runs_root="runs")       # or TrainingJob(resume_from=run_dir, runs_root=...)
     job.start()                                       # job.run() trains in the calling thread (tests)
-    job.snapshot().step, job.stop(), job.trainer.model
+    job.snapshot().step, job.stop(), job.trainer.model, job.saved_run (once it exists)
 """
 
 import threading
@@ -74,6 +76,7 @@ class TrainingJob:
         self.runs_root = runs_root
         self.resume_from = resume_from
         self.trainer = None  # set once the thread has built it
+        self.recorder = None
         self.thread = None
         self._lock = threading.Lock()
         self._snap = Snapshot("starting", started=time.time(), epochs=config.epochs if config else 0)
@@ -105,39 +108,54 @@ class TrainingJob:
         return not self.snapshot().finished
 
     @property
+    def saved_run(self):
+        """The run directory's `vae_tfp.runs.Run` once training has written to it (a new run: from its first step
+        on), or the resumed run; else None."""
+        recorder = self.recorder
+        if recorder is None:
+            return None
+        if recorder.run is None and self.resume_from is not None:
+            from vae_tfp.runs import open_run
+
+            return open_run(self.resume_from)
+        return recorder.run
+
+    @property
     def run_dir(self):
-        trainer = self.trainer
-        return None if trainer is None or trainer.run is None else trainer.run.path
+        run = self.saved_run
+        return None if run is None else run.path
 
     # --- the thread ----------------------------------------------------------------------------------------------
     def run(self) -> None:
         """Build the trainer and train (blocking); every outcome ends in a finished snapshot, never an exception."""
         try:
-            from vae_tfp.training import Trainer, TrainingDiverged  # TensorFlow loads here, off the page's thread
+            from vae_tfp.training import RunRecorder, Trainer  # TensorFlow loads here, off the page's thread
 
             keep_keras_state()
 
             if self.resume_from is not None:
-                trainer = Trainer.resume(self.resume_from, callbacks=[self._on_event])
+                self.recorder = RunRecorder(self.resume_from)
+                trainer = Trainer.resume(self.resume_from, callbacks=[self.recorder, self._on_event])
                 self.config = trainer.config
             else:
-                trainer = Trainer(self.config, runs_root=self.runs_root, callbacks=[self._on_event])
+                self.recorder = RunRecorder(runs_root=self.runs_root)
+                trainer = Trainer(self.config, callbacks=[self.recorder, self._on_event])
             self.trainer = trainer
-            self._update(run_path=str(trainer.run.path), total_steps=trainer.total_steps, step=trainer.step,
-                         epoch=trainer.epoch, epochs=trainer.config.epochs)
+            self._update(total_steps=trainer.total_steps, step=trainer.step, epoch=trainer.epoch,
+                         epochs=trainer.config.epochs)
             if self._stop_requested.is_set():
                 trainer.stop()
-            try:
-                result = trainer.train()
-                self._update(state=result.status, message=result.message)
-            except TrainingDiverged as err:
-                self._update(state="diverged", message=str(err))
+            result = trainer.train()  # "completed", "stopped" or "diverged" (with the trainer's message)
+            self._update(state=result.status, message=result.message)
         except Exception as err:  # noqa: BLE001 - shown on the page as a message, not a traceback
             self._update(state="failed", message=f"{type(err).__name__}: {err}", details=traceback.format_exc())
 
     def _on_event(self, event) -> None:
         values = dict(step=event.step, epoch=event.epoch, total_steps=event.total_steps,
                       images_per_second=event.images_per_second, eta_seconds=event.eta_seconds)
+        run = self.saved_run  # the recorder runs first: after a step, the directory exists
+        if run is not None:
+            values["run_path"] = str(run.path)
         if event.metrics:
             values["metrics"] = dict(event.metrics)
         if event.test_metrics:

@@ -4,6 +4,8 @@
     st.session_state["follow_job"]  True while the views show the job's model (False after picking a saved run)
     st.session_state["loaded"]      the one saved run loaded for the views: {"key", "model", "dataset", "data", ...}
     st.session_state["memo"]        a small LRU of view results and their figures, keyed by the model and the inputs
+    st.session_state["live_history"]  the live curve's records of the run being trained, read incrementally:
+                                    {"path", "offset", "records"} or None
 
 Models live in session state, so two browser sessions never see or disturb each other's models; only read-only
 data sets are shared between sessions (`st.cache_resource`). Memory stays flat: one job, one loaded run and a
@@ -38,7 +40,7 @@ def root():
 def init() -> None:
     ss = st.session_state
     for key, value in (("job", None), ("follow_job", False), ("loaded", None), ("link_warnings", []),
-                       ("flash", [])):
+                       ("flash", []), ("live_history", None)):
         if key not in ss:
             ss[key] = value
     if "memo" not in ss:
@@ -159,8 +161,8 @@ def active() -> Active:
         trainer = job.trainer
         if trainer is None or trainer.step == 0:
             return Active("error", snap.message or "Training stopped before its first step; there is no model yet.")
-        return Active("ready", run=trainer.run, model=trainer.model, dataset=trainer.dataset, data=trainer.data,
-                      info=trainer.data_info(), token=("job", id(job), trainer.step))
+        return Active("ready", run=job.saved_run, model=trainer.model, dataset=trainer.dataset,
+                      data=trainer.data, info=trainer.data_info(), token=("job", id(job), trainer.step))
     name = ss.get("picked_run")
     if not name or name == NO_RUN:
         return Active("none", "No model yet: press **Train** in the sidebar, or pick a saved run there.")

@@ -178,3 +178,53 @@ def test_a_model_over_the_budget_exits_2_naming_its_size_and_the_limit(tmp_path,
     size = budget.estimate(C.RunConfig(hidden=(16384,) * 8), (8, 8))
     assert f"{size.parameters:,} parameters (the limit is {budget.MAX_PARAMETERS:,})" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("bad, pattern", [
+    (["--dataset", "nope"], r"nope"),  # missing data
+    (["--dataset", "two_moons", "--likelihood", "bernoulli"], r"gaussian"),  # a likelihood that does not fit the data
+])
+def test_a_failed_start_leaves_no_run_directory_and_a_retry_works(bad, pattern, tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "r"
+    assert main(["train", *bad, "--epochs", "1", "--run-dir", str(run_dir), "--quiet"]) == 2
+    assert __import__("re").search(pattern, capsys.readouterr().err)
+    assert not run_dir.exists() and not (tmp_path / "runs").exists()
+    assert main(["train", *bad, "--epochs", "1", "--runs-root", str(tmp_path / "root"), "--quiet"]) == 2
+    assert not (tmp_path / "root").exists()
+    code = main(["train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--run-dir", str(run_dir),
+                 "--json", "--quiet"])  # not "already exists; pass --resume"
+    assert code == 0
+    out = _last_json(capsys)
+    assert out["status"] == "completed" and out["run_dir"] == str(run_dir.resolve())
+    assert set(out) >= {"test_elbo", "test_reconstruction", "test_kl", "train_elbo"}
+    assert out["test_elbo"] == pytest.approx(out["test_reconstruction"] - out["test_kl"], rel=1e-6)
+    assert not {"test_distortion", "test_rate"} & set(out)
+
+
+def test_divergence_exits_1_with_the_message(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "huge.npz"
+    x = (np.random.default_rng(0).normal(size=(64, 2)) * 1e30).astype(np.float32)
+    np.savez(path, x_train=x, x_test=x[:16])
+    code = main(["train", "--dataset", str(path), "--likelihood", "gaussian", "--hidden", "4", "--epochs", "2",
+                 "--batch-size", "16", "--runs-root", str(tmp_path / "runs"), "--json", "--quiet"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "error (training diverged): training diverged at step 1" in captured.err
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["status"] == "diverged" and out["steps"] == 0 and "NaN/Inf" in out["error"]
+    assert out["run_dir"] is None and not (tmp_path / "runs").exists()  # no step was applied: nothing to keep
+
+
+def test_resuming_a_finished_run_trains_nothing_and_names_the_run(tmp_path, capsys):
+    run_dir = tmp_path / "done"
+    assert main(["train", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--run-dir", str(run_dir),
+                 "--json", "--quiet"]) == 0
+    first = _last_json(capsys)
+    history = (run_dir / "history.jsonl").read_text()
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--json", "--quiet"]) == 0
+    again = _last_json(capsys)
+    assert again["status"] == "completed" and again["steps"] == first["steps"] == 12
+    assert again["run_dir"] == str(run_dir.resolve()) and again["resumed_from_step"] == 12
+    assert (run_dir / "history.jsonl").read_text() == history  # nothing new to record

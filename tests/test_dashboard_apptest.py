@@ -353,3 +353,29 @@ def test_values_the_config_allows_but_the_widgets_do_not_offer_are_named(runs):
     at.sidebar.button(key="use_settings").click().run()
     assert not at.exception and "Saved-run parameter latent_dim=200" in texts(at.main.warning)
     assert at.sidebar.number_input(key="w_latent_dim").value == 2 and at.sidebar.number_input(key="w_epochs").value == 1
+
+
+def test_a_run_written_by_an_older_main_opens_in_every_view(runs):
+    """The run folder main wrote at 77373d8 (distortion/rate, 0600 JSON files) opens: curves and test terms in the
+    current names, every view without an exception."""
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parent / "data" / "run-77373d8-stopped", runs / "old-run")
+    at = app({"run": "old-run", "view": "Training"})
+    assert not at.exception and at.session_state["picked_run"] == "old-run"
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["test E_q[log p(x|z)]"]) < 0 and float(metrics["test KL(q||p)"]) > 0
+    import base64
+
+    import numpy as np
+
+    def ys(trace):  # Plotly sends numeric arrays base64-encoded
+        y = trace["y"]
+        return np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.asarray(y)
+
+    curves = {t["name"]: ys(t) for t in traces(at)}
+    assert len(curves["E_q[log p(x|z)] (train)"]) == 7 and curves["E_q[log p(x|z)] (train)"].max() < 0
+    assert curves["KL (train)"].min() > 0
+    for label in LABELS:
+        show(at, label)
+        assert not at.exception, label

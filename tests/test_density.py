@@ -21,7 +21,7 @@ def train_model(config: RunConfig):
     """The one place these tests train: (model, prepared data). No run directory is written."""
     from vae_tfp.training import Trainer
 
-    trainer = Trainer(config, save=False)
+    trainer = Trainer(config)
     trainer.train()
     return trainer.model, trainer.data
 

@@ -154,9 +154,12 @@ def _weights_of(config, shape=(8, 8)):
     (lambda run: _bad(run, history__jsonl=b'{"kind": "train"}\n[1, 2]\n'), "history.jsonl line 2"),
     (lambda run: _bad(run, weights__weights__h5=b"\x80\x04pickle"), "not an HDF5 file"),
     (lambda run: _bad(run, weights__weights__h5=b"\x89HDF\r\n\x1a\n" + b"\x00" * 100), "not a readable HDF5"),
-    (lambda run: _bad(run, weights__weights__h5=_weights_of(RunConfig(hidden=(16,)))), "different architecture"),
+    (lambda run: _bad(run, weights__weights__h5=_weights_of(RunConfig(hidden=(16,)))),
+     "6 array(s) differ: decoder/layers/dense/vars/0: the model needs (2, 8), the file holds (2, 16)"),
+    (lambda run: _bad(run, weights__weights__h5=_weights_of(RunConfig(hidden=(16,)))),
+     "encoder/layers/dense/vars/0: the model needs (64, 8), the file holds (64, 16)"),
     (lambda run: _bad(run, weights__weights__h5=_weights_of(RunConfig(hidden=(8,), prior="mixture"))),
-     "different architecture"),
+     "3 array(s) differ: layers/mixture_of_gaussians/vars/0: the model needs nothing, the file holds (10, 2)"),
 ])
 def test_bad_bundles_are_refused_with_a_message_and_leave_nothing(run, tmp_path, make, message):
     root = tmp_path / "dst"

@@ -28,6 +28,14 @@ class UsageError(Exception):
     """Bad arguments: exit status 2."""
 
 
+class CommandFailed(Exception):
+    """A command ran but failed (e.g. training diverged): exit status 1, `result` is still printed with --json."""
+
+    def __init__(self, kind: str, message: str, result: dict):
+        super().__init__(message)
+        self.kind, self.result = kind, result
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -171,14 +179,27 @@ def make_strategy(name: str):
 def cmd_train(a) -> dict:
     from vae_tfp import budget
     from vae_tfp.data import DatasetNotFoundError, load
-    from vae_tfp.runs import create_run, runs_root
-    from vae_tfp.training import Trainer
+    from vae_tfp.explain.advice import fit_report
+    from vae_tfp.runs import runs_root, safe_name
+    from vae_tfp.training import RunRecorder, Trainer
 
     if a.resume and not a.run_dir:
         raise UsageError("--resume needs --run-dir: the run directory to continue")
     cfg = config_from_args(a)
+    if a.run_dir and not a.resume:
+        target = Path(a.run_dir)
+        if target.exists():
+            raise UsageError(f"--run-dir: {target} already exists; pass --resume to continue it, "
+                             "or choose a new directory")
+        try:
+            valid = safe_name(target.name) == target.name
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UsageError(f"--run-dir: {target.name!r} is not a valid run name: use letters, digits, '.', '_' "
+                             "and '-'")
     kwargs = dict(data_dir=a.data_dir, strategy=make_strategy(a.strategy), precision=a.precision)
-    try:
+    try:  # nothing is written before training starts: a failure here leaves no run directory behind
         if a.resume:
             trainer = Trainer.resume(a.run_dir, **kwargs)
         else:
@@ -186,32 +207,34 @@ def cmd_train(a) -> dict:
             too_large = budget.problem_for(cfg, kwargs["dataset"])  # the model's size, before anything is built
             if too_large:
                 raise UsageError(too_large)
-            if a.run_dir:
-                target = Path(a.run_dir)
-                if target.exists():
-                    raise UsageError(f"--run-dir: {target} already exists; pass --resume to continue it, "
-                                     "or choose a new directory")
-                run = create_run(cfg, target.parent, target.name)
-                if run.path.name != target.name:
-                    raise UsageError(f"--run-dir: {target.name!r} is not a valid run name (became {run.path.name!r})")
-                kwargs["run"] = run
-            else:
-                kwargs["runs_root"] = runs_root(a.runs_root)
             trainer = Trainer(cfg, **kwargs)
     except (DatasetNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
+    if not a.quiet:  # the same advice the dashboard shows under the likelihood
+        advice = fit_report(trainer.dataset, trainer.config.likelihood, trainer.config.binarization)
+        if advice.message:
+            print(f"note: {advice.message.replace('**', '')}", file=sys.stderr)
+    recorder = RunRecorder(a.run_dir) if a.run_dir else RunRecorder(runs_root=runs_root(a.runs_root))
+    trainer.callbacks.append(recorder)
     start_step = trainer.step
     bar = _progress(trainer, quiet=a.quiet)
     try:
         result = trainer.train()
     finally:
         bar.close()
-    return {"run_dir": str(result.run.path), "status": result.status, "steps": result.steps,
-            "epochs": result.epochs, "images_per_second": result.images_per_second,
-            "test_elbo": result.test_metrics.get("elbo"),
-            "test_reconstruction": result.test_metrics.get("reconstruction"), "test_kl": result.test_metrics.get("kl"),
-            "train_elbo": result.train_metrics.get("elbo"),
-            "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None}
+    if recorder.run is not None:
+        run_dir = str(recorder.run.path)
+    else:  # no step applied in this call: a resumed run stays where it was; a new one was never created
+        run_dir = str(Path(a.run_dir).resolve()) if a.resume else None
+    out = {"run_dir": run_dir, "status": result.status,
+           "steps": result.steps, "epochs": result.epochs, "images_per_second": result.images_per_second,
+           "test_elbo": result.test_metrics.get("elbo"),
+           "test_reconstruction": result.test_metrics.get("reconstruction"), "test_kl": result.test_metrics.get("kl"),
+           "train_elbo": result.train_metrics.get("elbo"),
+           "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None}
+    if result.status == "diverged":
+        raise CommandFailed("training diverged", result.message, out)
+    return out
 
 
 def _progress(trainer, quiet: bool):
@@ -313,12 +336,11 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - every failure becomes exit 1 with its message
-        from vae_tfp.training import TrainingDiverged
-
-        kind = "training diverged" if isinstance(err, TrainingDiverged) else type(err).__name__
+        kind = err.kind if isinstance(err, CommandFailed) else type(err).__name__
         print(f"error ({kind}): {err}", file=sys.stderr)
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(err), "status": "failed"}))
+            result = err.result if isinstance(err, CommandFailed) else {"status": "failed"}
+            print(json.dumps({**result, "error": str(err)}, default=_json_default))
         return 1
     if getattr(args, "json", False):
         print(json.dumps(result, default=_json_default))

@@ -18,6 +18,7 @@ import numpy as np
 from vae_tfp import families
 from vae_tfp._tf import keras, tf, tfd
 from vae_tfp.likelihoods import LikelihoodHead
+from vae_tfp.networks import seed_kernels
 
 
 @dataclass
@@ -61,6 +62,8 @@ class VAE(keras.Model):
         self.encoder, self.decoder = self.network_family.build(
             self.event_shape, self.latent_dim, self.posterior_family.n_params(self.latent_dim),
             self.likelihood_head.params_per_dim, hidden)
+        seed_kernels(self.encoder, (seed, 1))  # initial weights from the seed alone, not Keras' global seed
+        seed_kernels(self.decoder, (seed, 2))
         self.built = True
 
     # --- the three distributions -------------------------------------------------------------------------
@@ -86,11 +89,12 @@ class VAE(keras.Model):
         """E[x|z], what the decoder network says x should look like, [..., *event_shape]."""
         return self.likelihood_head.mean(self.decode(z))
 
-    def call(self, x, n_samples: int = 1) -> VAEOutput:
+    def call(self, x, n_samples: int = 1, seed=None) -> VAEOutput:
+        """`seed`: a stateless seed (int32 [2]) for z ~ q(z|x); None draws from TF's global random state."""
         if tf.executing_eagerly():
             self.likelihood_head.check_support(np.asarray(x))
         posterior = self.encode(x)
-        z = posterior.sample(n_samples)  # [samples, batch, latent]
+        z = posterior.sample(n_samples, seed=seed)  # [samples, batch, latent]
         return VAEOutput(self.prior_distribution(), posterior, z, self.decode(z))
 
     # --- helpers -----------------------------------------------------------------------------------------

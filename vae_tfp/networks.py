@@ -9,6 +9,9 @@ All are sized from the data's event shape:
     mlp:    flatten -> Dense(h) ... -> Dense(out)
     conv:   images only; two stride-2 3x3 convolutions (mirror: two transposed convolutions, cropped to H x W)
     linear: one Dense layer each way, so the decoder is x_params = W z + b (the linear-Gaussian model)
+
+Given a seed, each kernel starts Glorot-uniform (Keras' default) drawn from its own seed, derived from (seed, layer
+index), and biases at zero: a model's initial weights depend on its config's seed only, never on process-wide state.
 """
 
 import math
@@ -68,3 +71,13 @@ def conv_decoder(latent_dim: int, event_shape, params_per_dim: int, hidden=(256,
     h = keras.layers.Cropping2D(((0, 4 * h4 - height), (0, 4 * w4 - width)))(h)
     out = keras.layers.Reshape(tuple(event_shape) + (params_per_dim,))(h)
     return keras.Model(z, out, name="decoder")
+
+
+def seed_kernels(net: keras.Model, seed) -> keras.Model:
+    """Draw every kernel of `net` again, Glorot-uniform from the seed (seed, i) for its i-th layer with a kernel."""
+    layers = [layer for layer in net.layers if getattr(layer, "kernel", None) is not None]
+    for i, layer in enumerate(layers):
+        state = np.random.SeedSequence([*np.atleast_1d(seed).tolist(), i]).generate_state(1)[0]
+        init = keras.initializers.GlorotUniform(seed=int(state >> 1))
+        layer.kernel.assign(init(tuple(layer.kernel.shape), dtype=layer.kernel.dtype))
+    return net

@@ -98,9 +98,10 @@ def free_bits_kl(kl, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor
 
 
 def elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "analytic", free_bits: float = 0.0,
-               ) -> ELBOTerms:
-    """The ELBO of each example in x [batch, *event] with n_samples Monte-Carlo samples of z."""
-    out = model(x, n_samples=n_samples)
+               seed=None) -> ELBOTerms:
+    """The ELBO of each example in x [batch, *event] with n_samples Monte-Carlo samples of z (drawn with the
+    stateless `seed`, int32 [2], when given)."""
+    out = model(x, n_samples=n_samples, seed=seed)
     log_lik = log_likelihood(out.likelihood, x)  # [samples, batch]
     reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]
     kl_q_p = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
@@ -134,13 +135,14 @@ def warmup_beta(step: int, beta: float, warmup_steps: float) -> np.float32:
     return np.float32(float(beta) * min(1.0, step / float(warmup_steps)))
 
 
-def training_loss(model, x, *, beta=1.0, kl: str = "analytic", free_bits: float = 0.0, iwae_k: int = 1):
+def training_loss(model, x, *, beta=1.0, kl: str = "analytic", free_bits: float = 0.0, iwae_k: int = 1, seed=None):
     """(loss, metrics) for one batch: loss is what training minimises; metrics hold the batch means of `elbo`,
-    `reconstruction` and `kl`, the `loss`, and `iwae` (the bound, which training then maximises) when iwae_k > 1."""
+    `reconstruction` and `kl`, the `loss`, and `iwae` (the bound, which training then maximises) when iwae_k > 1.
+    `seed`: a stateless seed (int32 [2]) for the z samples (the trainer's own seed stream); None: TF's global one."""
     if iwae_k <= 1:
-        terms = elbo_terms(model, x, beta=beta, kl=kl, free_bits=free_bits)
+        terms = elbo_terms(model, x, beta=beta, kl=kl, free_bits=free_bits, seed=seed)
         return terms.loss, _batch_means(terms.reconstruction, terms.kl, terms.loss)
-    out = model(x, n_samples=iwae_k)  # one set of k samples serves the bound and the reported terms
+    out = model(x, n_samples=iwae_k, seed=seed)  # one set of k samples serves the bound and the reported terms
     log_lik = log_likelihood(out.likelihood, x)  # [k, batch]
     log_ratio = out.prior.log_prob(out.z) - out.posterior.log_prob(out.z)  # log p(z) - log q(z|x), [k, batch]
     bound = log_mean_exp(log_lik + beta * log_ratio, axis=0)  # [batch]

@@ -7,14 +7,22 @@
     runs/<name>/metrics.json         final metrics (training status, test ELBO, evaluation results)
     runs/<name>/checkpoint/          weights + optimizer state + step of the last checkpoint, for resume
 
+`vae_tfp.training.RunRecorder` writes these while a run trains (the directory appears with its first step).
 Every file is written to a temporary name and renamed into place (atomic on POSIX), so a `kill -9` at any moment
-leaves a run that loads. Run names are sanitised and always resolve inside the runs root; a new run claims its
-directory with an atomic mkdir, so two trainings never share one.
+leaves a run that loads; files are created like ordinary files (their mode follows the umask). Run names are
+sanitised and always resolve inside the runs root; a new run claims its directory with an atomic mkdir, so two
+trainings never share one.
+
+The ELBO's terms are named `elbo`, `reconstruction` (= E_q[log p(x|z)]) and `kl` (= KL(q(z|x) || p(z))). Runs
+written before those names hold `distortion` (= -reconstruction) and `rate` (= kl): history records and metrics
+are migrated to the current names whenever they are read (`migrate_terms`). `history_since(offset)` reads only the
+records appended since the last call (the dashboard's live curve polls it).
 """
 
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -53,8 +61,11 @@ def _inside(root: Path, name: str) -> Path:
 
 # --- atomic writes ----------------------------------------------------------------------------------------------
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to a fresh temporary file beside `path` and rename it into place. The file is created with mode
+    0666 minus the umask, like any file `open(path, "w")` creates (mkstemp's 0600 would hide it from the group)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -76,6 +87,29 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+# --- one vocabulary for the ELBO's terms ---------------------------------------------------------------------------
+_OLD_TERMS = {"distortion": ("reconstruction", -1.0), "rate": ("kl", 1.0)}  # old name -> (name, sign)
+
+
+def migrate_terms(record: dict) -> dict:
+    """A history record or a metrics dict with the ELBO's terms under their current names, nested dicts included:
+    `distortion` -> `reconstruction` = -distortion, `rate` -> `kl`, also with a `test_` / `train_` prefix (as
+    written by older runs and `evaluate`). A record in the current vocabulary comes back unchanged."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = migrate_terms(value)
+        prefix, _, term = key.rpartition("_") if key.startswith(("test_", "train_")) else ("", "", key)
+        if term in _OLD_TERMS:
+            new, sign = _OLD_TERMS[term]
+            new_key = f"{prefix}_{new}" if prefix else new
+            if new_key not in record:
+                out[new_key] = sign * value if isinstance(value, (int, float)) else value
+            continue
+        out[key] = value
+    return out
 
 
 def _save_weights_atomic(model, path: Path) -> None:
@@ -111,16 +145,35 @@ class Run:
             f.flush()
 
     def history(self) -> list[dict]:
+        """Every record, in the current vocabulary (see `migrate_terms`)."""
+        return self.history_since(0)[0]
+
+    def history_since(self, offset: int = 0) -> tuple[list[dict], int]:
+        """(records, new_offset): the complete records after byte `offset` of history.jsonl, and the offset to pass
+        next time. Only new bytes are read, so a caller that polls costs what was appended, not the whole file. A
+        line still being written (no newline yet) is left for the next call; a line torn by a crash is skipped.
+        If the file is now shorter than `offset` (it was rewritten, e.g. truncated by a resume), reading restarts
+        at 0 and new_offset < offset tells the caller to drop the records it had."""
         path = self.path / "history.jsonl"
-        if not path.exists():
-            return []
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return [], 0
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            offset = int(offset) if 0 <= int(offset) <= size else 0
+            f.seek(offset)
+            data = f.read(size - offset)
+        end = data.rfind(b"\n") + 1  # only complete lines
         records = []
-        for line in path.read_text().splitlines():
+        for line in data[:end].splitlines():
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 continue  # a line torn by a crash
-        return records
+            if isinstance(record, dict):
+                records.append(migrate_terms(record))
+        return records, offset + end
 
     def truncate_history(self, step: int) -> None:
         """Keep only records up to `step` (used by resume: later records belong to lost work)."""
@@ -129,8 +182,9 @@ class Run:
 
     # metrics
     def metrics(self) -> dict:
+        """metrics.json in the current vocabulary (see `migrate_terms`); {} before the run has any."""
         path = self.path / "metrics.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return migrate_terms(json.loads(path.read_text())) if path.exists() else {}
 
     def update_metrics(self, **values) -> dict:
         merged = self.metrics() | values
@@ -191,18 +245,24 @@ class Run:
         return state
 
 
-def create_run(config: RunConfig, root=None, name: str | None = None) -> Run:
-    """Claim a fresh run directory (atomic mkdir; a taken name gets a -2, -3, ... suffix) and write config.json."""
+def create_run(config: RunConfig, root=None, name: str | None = None, *, exact: bool = False) -> Run:
+    """Claim a fresh run directory (atomic mkdir; a taken name gets a -2, -3, ... suffix, or FileExistsError with
+    `exact`) and write config.json."""
     root = runs_root(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = name or f"{Path(config.dataset).stem}-{config.likelihood}-z{config.latent_dim}-{stamp}"
     base = safe_name(base)
+    if exact and base != name:
+        raise ValueError(f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+                         f"(it would become {base!r})")
     for i in range(1, 10_000):
         path = _inside(root, base if i == 1 else f"{base}-{i}")
         try:
             path.mkdir()
         except FileExistsError:
+            if exact:
+                raise FileExistsError(f"{path} already exists; resume it, or choose a new run directory") from None
             continue
         run = Run(path)
         atomic_write_text(path / "config.json", config.to_json())
@@ -253,12 +313,54 @@ def delete_run(name: str, root=None) -> None:
 
 
 def load_model(run: Run):
-    """The run's VAE with its saved weights (built from config.json + data.json; nothing unpickled)."""
+    """The run's VAE with its saved weights (built from config.json + data.json; nothing unpickled). ValueError
+    naming the arrays that differ when the weights do not fit the model that config.json describes."""
     from vae_tfp.model import build_vae
 
     if not run.has_weights():
         raise ValueError(f"run {run.path} has no weights yet (weights.weights.h5 is missing)")
     info = run.data_info()
     model = build_vae(run.config(), tuple(info["event_shape"]), info.get("levels"))
+    differences = weights_mismatch(run.weights_path, model)
+    if differences:
+        raise ValueError(f"run {run.path}: {describe_mismatch('weights.weights.h5', differences)}")
     model.load_weights(str(run.weights_path))
     return model
+
+
+# --- does a weights file fit a model? ------------------------------------------------------------------------------
+def weight_shapes(path) -> dict[str, tuple]:
+    """{array path in the HDF5 file: shape}, e.g. {"encoder/layers/dense/vars/0": (64, 256), ...}. Keras names
+    a variable by where it sits in the model (`vars/0` is a layer's first variable: a kernel, `vars/1` its bias)."""
+    import h5py
+
+    shapes = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: shapes.__setitem__(name, tuple(int(d) for d in obj.shape))
+                     if isinstance(obj, h5py.Dataset) else None)
+    return shapes
+
+
+def weights_mismatch(path, model) -> list[tuple[str, tuple | None, tuple | None]]:
+    """[(variable, shape the model needs, shape the file holds)] for every array that differs (None: absent);
+    [] when the file fits. The model's side is what `model.save_weights` writes, so the names are Keras' own."""
+    with tempfile.TemporaryDirectory(prefix="vae-tfp-weights-") as folder:
+        reference = Path(folder) / "expected.weights.h5"
+        model.save_weights(str(reference))
+        expected = weight_shapes(reference)
+    found = weight_shapes(path)
+    return [(key, expected.get(key), found.get(key)) for key in sorted(set(expected) | set(found))
+            if expected.get(key) != found.get(key)]
+
+
+def describe_mismatch(what: str, differences, shown: int = 6) -> str:
+    """'weights.weights.h5 does not fit the model in config.json: 2 arrays differ: encoder/layers/dense/vars/0: the
+    model needs (64, 16), the file holds (64, 8); ...'."""
+    def shape(s):
+        return "nothing" if s is None else str(tuple(s))
+
+    lines = [f"{key}: the model needs {shape(need)}, the file holds {shape(held)}"
+             for key, need, held in differences[:shown]]
+    more = f"; and {len(differences) - shown} more" if len(differences) > shown else ""
+    return (f"{what} does not fit the model in config.json: {len(differences)} array(s) differ: "
+            + "; ".join(lines) + more)

@@ -285,10 +285,9 @@ def _history_from(blob: bytes) -> list[dict]:
 
 
 def _check_weights(path: Path, config: RunConfig, info: dict) -> None:
-    """The HDF5 file's arrays must be exactly the model's variables (same count and shapes), then load."""
-    import h5py
-
+    """The HDF5 file's arrays must be exactly the model's variables (same names and shapes), then load."""
     from vae_tfp.model import build_vae
+    from vae_tfp.runs import describe_mismatch, weights_mismatch
 
     try:
         model = build_vae(config, tuple(info["event_shape"]), info["levels"])
@@ -296,15 +295,12 @@ def _check_weights(path: Path, config: RunConfig, info: dict) -> None:
         raise BundleError(f"config.json and data.json do not describe a model this version can build: {err}") \
             from None
     try:
-        with h5py.File(path, "r") as f:
-            saved = []
-            f.visititems(lambda _, obj: saved.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset) else None)
+        differences = weights_mismatch(path, model)
     except OSError as err:
         raise BundleError(f"weights.weights.h5 is not a readable HDF5 file: {err}") from None
-    expected = [tuple(int(d) for d in w.shape) for w in model.weights]
-    if sorted(saved) != sorted(expected):
-        raise BundleError(f"weights.weights.h5 holds {len(saved)} arrays that do not fit the model in config.json "
-                          f"({len(expected)} variables): the weights belong to a different architecture")
+    if differences:
+        raise BundleError(describe_mismatch("weights.weights.h5", differences)
+                          + ". The weights belong to a different architecture")
     try:
         model.load_weights(str(path))
     except Exception as err:  # noqa: BLE001 - any failure to load means "does not fit"

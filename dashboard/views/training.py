@@ -2,7 +2,8 @@
 reconstruction term E_q[log p(x|z)] and the KL term as their own lines.
 
 While this session's job runs, two fragments poll it (`st.fragment(run_every=...)`): the progress line above the
-tabs and the curve here. Nothing waits on training; when it ends the whole page reruns once to show the model.
+tabs and the curve here, which reads only the history records appended since its last poll. Nothing waits on
+training; when it ends the whole page reruns once to show the model.
 """
 
 import math
@@ -83,17 +84,31 @@ def render() -> None:
 
 @st.fragment(run_every=POLL_SECONDS * 1.5)
 def _live_curve(job) -> None:
-    from vae_tfp.runs import open_run
-
     snap = job.snapshot()
     if snap.run_path is None:
         st.info("The curve appears after the first logged steps.")
         return
-    records = open_run(snap.run_path).history()
+    records = _live_records(snap.run_path)
     if not records:
         st.info("The curve appears after the first logged steps.")
         return
     _curve(state.explain("curves").history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}")
+
+
+def _live_records(run_path: str) -> list:
+    """The history of the run being trained, read incrementally: each poll reads only the records appended since
+    the last one (`Run.history_since`), kept in this session's state."""
+    from vae_tfp.runs import open_run
+
+    cache = st.session_state.get("live_history")
+    if cache is None or cache["path"] != run_path:
+        cache = st.session_state["live_history"] = {"path": run_path, "offset": 0, "records": []}
+    new, offset = open_run(run_path).history_since(cache["offset"])
+    if offset < cache["offset"]:  # the file was rewritten (a resume dropped lost work): start over
+        cache["records"] = []
+    cache["records"].extend(new)
+    cache["offset"] = offset
+    return cache["records"]
 
 
 def _curve(curves, subtitle: str) -> None:

@@ -24,7 +24,7 @@ for name, strategy in (("single", None), ("mirrored", tf.distribute.MirroredStra
         if event.kind == "step":
             first.append(event.metrics["loss"])
 
-    trainer = Trainer(config, save=False, strategy=strategy, callbacks=[record])
+    trainer = Trainer(config, strategy=strategy, callbacks=[record])
     result = trainer.train()
     out[name] = {"replicas": trainer.strategy.num_replicas_in_sync, "steps": result.steps,
                  "first_loss": first[0], "test_elbo": result.test_metrics["elbo"]}

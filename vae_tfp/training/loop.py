@@ -1,0 +1,214 @@
+"""The training loop: `Trainer` = the data, the model, its optimizer, a compiled step, and stop. It touches no disk
+(a `RunRecorder` callback writes the run directory) and knows no likelihood, prior or posterior: it asks
+`vae_tfp.objectives.training_loss` for a loss and reports through callbacks (`TrainEvent`).
+
+    trainer = Trainer(RunConfig(dataset="digits", likelihood="bernoulli", epochs=5), callbacks=[print])
+    result = trainer.train()              # TrainResult(status="completed", ...)
+    trainer.train(max_steps=100)          # at most 100 more steps (status "stopped" while epochs remain)
+
+- one compiled step (see `single_step` / `replicated_step`), Adam with an optional cosine schedule;
+- every random draw from the trainer's own seed stream (see `seeds`): same config, same weights, whatever else runs
+  in the process;
+- `stop()` is honoured within one step and keeps the model trained so far; it holds until `reset_stop()`;
+- NaN/Inf guard: a step whose loss or gradients are not finite is not applied; `train()` returns status "diverged"
+  with a message naming the step and likely causes, and the model keeps the last good weights;
+- `Trainer.resume(run_dir)` restores a run's checkpoint (weights, optimizer state, step) to continue it;
+- a `tf.distribute` strategy (e.g. MirroredStrategy) replicates the step.
+"""
+
+import threading
+import time
+
+from vae_tfp._tf import keras, tf
+from vae_tfp.config import PRECISIONS, RunConfig
+from vae_tfp.data import Dataset, load, prepare
+from vae_tfp.likelihoods import check_data, get_spec
+from vae_tfp.model import build_vae
+from vae_tfp.objectives import elbo_terms, training_loss, warmup_beta
+from vae_tfp.runs import open_run
+from vae_tfp.training.events import TrainEvent, TrainResult
+from vae_tfp.training.feed import Feed
+from vae_tfp.training.kernels import bfloat16_matmuls
+from vae_tfp.training.meter import ThroughputMeter
+from vae_tfp.training.replicated_step import build_replicated_step, replicated_inputs
+from vae_tfp.training.seeds import eval_seed
+from vae_tfp.training.single_step import build_single_step
+
+EVAL_BATCH = 1000
+
+
+class Trainer:
+    """Trains the VAE a `RunConfig` describes. Attributes worth reading: `config`, `dataset`, `data` (the prepared
+    data), `feed`, `model`, `optimizer`, `step` (steps applied), `epoch` (epochs completed), `steps_per_epoch`,
+    `total_steps`, `callbacks` (a list; append to it), `compiled_step` and `metric_keys` (one update per call, for
+    benchmarks: `compiled_step(*inputs, beta)` with inputs from `epoch_inputs`)."""
+
+    def __init__(self, config: RunConfig, *, dataset: Dataset | None = None, data_dir=None, strategy=None,
+                 precision: str = "float32", callbacks=()):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+        self.config = config
+        self.precision = precision
+        self.callbacks = list(callbacks)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self._stop = threading.Event()
+
+        self.dataset = dataset if dataset is not None else load(config.dataset, data_dir=data_dir, seed=config.seed)
+        self.data = prepare(self.dataset, get_spec(config.likelihood).representation,
+                            binarization=config.binarization, seed=config.seed)
+        self.event_shape = tuple(self.data.x_train.shape[1:])
+        self.levels = self.data.levels
+        check_data(config.likelihood, self.data.x_test, levels=self.levels)
+        if not self.data.dynamic_binarization:
+            check_data(config.likelihood, self.data.x_train, levels=self.levels)
+        self.feed = Feed(self.data, batch_size=config.batch_size, seed=config.seed)
+        self.steps_per_epoch = self.feed.steps_per_epoch
+        self.total_steps = self.steps_per_epoch * config.epochs
+
+        with self.strategy.scope():
+            self.model = build_vae(config, self.event_shape, self.levels)
+            self.optimizer = keras.optimizers.Adam(self._learning_rate())
+            self.optimizer.build(self.model.trainable_variables)
+        if precision == "bfloat16":
+            bfloat16_matmuls(self.model)
+        self.step = 0
+        self.epoch = 0
+        self.meter = ThroughputMeter()
+        if self.strategy.num_replicas_in_sync == 1:
+            self.compiled_step, self.metric_keys = build_single_step(self.strategy, self.model, self.optimizer,
+                                                                     self._loss, self.feed)
+        else:
+            self.compiled_step, self.metric_keys = build_replicated_step(self.strategy, self.model, self.optimizer,
+                                                                         self._loss)
+        self._eval_step = tf.function(self._eval_sums)
+
+    @classmethod
+    def resume(cls, run_dir, **kwargs) -> "Trainer":
+        """A trainer for the run in `run_dir` (its config), restored to its last checkpoint: weights, optimizer state
+        and step. Reads only; attach `RunRecorder(run_dir)` to keep recording into the same directory."""
+        run = open_run(run_dir)
+        trainer = cls(run.config(), **kwargs)
+        state = run.restore_checkpoint(trainer.model, trainer.optimizer)
+        trainer.step = int(state["step"])
+        trainer.epoch = trainer.step // trainer.steps_per_epoch
+        return trainer
+
+    def data_info(self) -> dict:
+        """What the model is trained on (the run directory's data.json)."""
+        return {"dataset": self.dataset.name, "kind": self.dataset.kind, "event_shape": list(self.event_shape),
+                "levels": self.levels, "representation": self.data.representation, "note": self.data.note,
+                "n_train": int(len(self.data.x_train)), "n_test": int(len(self.data.x_test)),
+                "label_names": list(self.dataset.label_names) if self.dataset.label_names else None}
+
+    def _learning_rate(self):
+        if self.config.lr_schedule == "cosine":
+            return keras.optimizers.schedules.CosineDecay(self.config.lr, decay_steps=max(1, self.total_steps))
+        return self.config.lr
+
+    def _loss(self, x, beta, seed):
+        c = self.config
+        return training_loss(self.model, x, beta=beta, kl=c.kl, free_bits=c.free_bits, iwae_k=c.iwae_k, seed=seed)
+
+    def epoch_inputs(self, epoch: int, skip: int = 0):
+        """The arguments of the compiled step for each of the epoch's steps after the first `skip`: (indices, seed)
+        with one replica, (x distributed, seed) with several."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return self.feed.steps(epoch, skip)
+        return replicated_inputs(self.strategy, self.feed, epoch, skip)
+
+    # --- stop ----------------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask training to stop; honoured within one step, keeping the model trained so far. It holds (a later
+        `train()` returns at once) until `reset_stop()`."""
+        self._stop.set()
+
+    def reset_stop(self) -> None:
+        """Forget an earlier `stop()`, so that `train()` trains again."""
+        self._stop.clear()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # --- test set ------------------------------------------------------------------------------------------------
+    def _eval_sums(self, x, seed):
+        terms = elbo_terms(self.model, x, seed=seed)
+        return {"elbo": tf.reduce_sum(terms.elbo), "reconstruction": tf.reduce_sum(terms.reconstruction),
+                "kl": tf.reduce_sum(terms.kl)}
+
+    def evaluate_test(self) -> dict:
+        """Test-set elbo, reconstruction and kl (means over the test images, one z each, drawn from the trainer's
+        seed stream at this step)."""
+        x = self.data.x_test
+        sums = {}
+        for chunk, i in enumerate(range(0, len(x), EVAL_BATCH)):
+            out = self._eval_step(tf.constant(x[i:i + EVAL_BATCH]), eval_seed(self.config.seed, self.step, chunk))
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        return {k: v / len(x) for k, v in sums.items()}
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+    def _emit(self, kind: str, *, metrics=None, test_metrics=None, status="running", message="") -> None:
+        event = TrainEvent(kind, self.step, self.epoch, self.total_steps, self.meter.images_per_second,
+                           self.meter.eta_seconds, metrics if metrics is not None else {}, test_metrics, status,
+                           message, self)
+        for callback in self.callbacks:
+            callback(event)
+
+    def train(self, max_steps: int | None = None) -> TrainResult:
+        """Train until every configured epoch is done, `stop()` is called, `max_steps` more steps are applied, or a
+        step diverges; see `TrainResult` for what the status means. Never raises for divergence."""
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+            raise ValueError(f"max_steps must be a non-negative integer or None, got {max_steps!r}")
+        c = self.config
+        spe = self.steps_per_epoch
+        target = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
+        warmup_steps = c.warmup_epochs * spe
+        first_step = self.step
+        status, message, last, test_metrics = "completed", "", {}, {}
+        self._emit("start")
+        self.meter.restart()
+        while self.step < target and status == "completed":
+            epoch = self.step // spe
+            inputs = iter(self.epoch_inputs(epoch, skip=self.step - epoch * spe))
+            while self.step < (epoch + 1) * spe:
+                if self.step >= target or self._stop.is_set():
+                    status = "stopped"
+                    break
+                t0 = time.perf_counter()
+                traces = self.compiled_step.experimental_get_tracing_count()
+                beta = warmup_beta(self.step, c.beta, warmup_steps)
+                values = self.compiled_step(*next(inputs), beta).numpy().tolist()  # one host sync
+                out = dict(zip(self.metric_keys, values))
+                if out.pop("finite") < 1:
+                    status, message = "diverged", self._divergence_message(out)
+                    break
+                images = self.feed.images_in_batch(self.step - epoch * spe)
+                self.step += 1
+                if self.compiled_step.experimental_get_tracing_count() == traces:
+                    self.meter.tick(images, time.perf_counter() - t0, self.total_steps - self.step)
+                else:  # this step compiled the step function: not a measure of speed
+                    self.meter.restart()
+                last = dict(out, beta=float(beta))
+                self._emit("step", metrics=last)
+            else:
+                self.epoch = epoch + 1
+                self._emit("epoch", metrics=last)
+                if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
+                    test_metrics = self.evaluate_test()
+                    self._emit("eval", metrics=last, test_metrics=test_metrics)
+                    self.meter.restart()
+        if status == "completed" and self.step < self.total_steps:
+            status = "stopped"  # max_steps reached
+        if not test_metrics and self.step > first_step:
+            test_metrics = self.evaluate_test()
+            self._emit("eval", metrics=last, test_metrics=test_metrics)
+        self._emit("end", metrics=last, test_metrics=test_metrics, status=status, message=message)
+        return TrainResult(status, self.step, self.epoch, self.meter.images_per_second, last, test_metrics, message)
+
+    def _divergence_message(self, out: dict) -> str:
+        c = self.config
+        return (f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}): the loss or its gradients "
+                f"became NaN/Inf (loss={out.get('loss')}). The step was not applied; the model keeps the weights "
+                f"of step {self.step}. Likely causes: a learning rate too high (lr={c.lr}), a sigma too small for "
+                f"the gaussian likelihood (sigma={c.sigma}), or data with extreme values.")
