@@ -104,9 +104,9 @@ def tf_parts(batch: int) -> tuple[dict, dict]:
              "fwd_bwd": loop(lambda: fwd_bwd(x).numpy()), "matmuls": loop(lambda: matmuls().numpy()),
              "adam": loop(lambda: adam().numpy()), "data": loop(lambda: data(idx_t, seed).numpy()),
              "dispatch": loop(lambda: dispatch(one).numpy())}
-    graph = trainer._train_step.get_concrete_function(idx, seed, beta).graph
-    types = [op.type for op in graph.get_operations()]
-    counts = {"graph_ops": len(types), "MatMul": types.count("MatMul"),
+    graph_def = trainer._train_step.get_concrete_function(idx, seed, beta).graph.as_graph_def()
+    types = [n.op for n in graph_def.node] + [n.op for f in graph_def.library.function for n in f.node_def]
+    counts = {"graph_ops": len(types), "MatMul": types.count("MatMul"),  # (nested functions included)
               "ResourceApplyAdam": types.count("ResourceApplyAdam")}
     return parts, counts
 
@@ -128,7 +128,7 @@ def jax_parts(batch: int) -> tuple[dict, dict]:
     loop = _Loop(peer, batch, None)
     loop.advance(1)
     jax.block_until_ready(loop.state)
-    params, opt_state = loop.state[0], loop.state[1]
+    params, opt_state = jax.tree_util.tree_map(jnp.copy, (loop.state[0], loop.state[1]))  # (the step donates)
     d = peer.x_train_np.shape[1]
     x = (jax.random.uniform(jax.random.key(1), (batch, d)) < jnp.asarray(peer.x_train_np[:batch])).astype(jnp.float32)
     key = jax.random.key(2)

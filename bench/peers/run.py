@@ -28,10 +28,12 @@ import json
 import os
 import platform
 import select
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -128,6 +130,10 @@ def missing_message(name: str, hello: dict) -> str:
             "Measuring the rest.")
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _rotated(names: list, r: int) -> list:
     return names[r % len(names):] + names[:r % len(names)] if names else names
 
@@ -158,6 +164,8 @@ def run_peers(quick: bool = False, print_table: bool = True, settings: dict | No
             workers.pop(name).close()
             return None
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None  # `timeout` cleans up too
     with tempfile.TemporaryDirectory(prefix="vae-tfp-peers-") as tmp:
         folder = Path(tmp)
         try:
@@ -190,6 +198,7 @@ def run_peers(quick: bool = False, print_table: bool = True, settings: dict | No
                     out=trained if n == REFERENCE else None))
                 if r is not None:
                     raw["parity"][name] = r
+                    log(f"  {name}: test ELBO {r['test_elbo']:.3f} ({r['seconds']:.1f} s)")
 
             for rep in range(s["repeats"]):  # 3. training speed, interleaved
                 log(f"training speed: round {rep + 1} of {s['repeats']}")
@@ -202,6 +211,7 @@ def run_peers(quick: bool = False, print_table: bool = True, settings: dict | No
                             weights=init))
                         if r is not None:
                             raw["train"][name][bs].append(r["images_per_second"])
+                            log(f"  {name} batch {bs}: {r['images_per_second']:.0f} img/s")
 
             eval_names = [n for n in workers if not IMPLS[n].info]  # 4. evaluation
             for name in eval_names:
@@ -216,9 +226,12 @@ def run_peers(quick: bool = False, print_table: bool = True, settings: dict | No
                     r = attempt(name, lambda w=workers[name]: w.call("eval"))
                     if r is not None:
                         raw["eval"][name].append(r)
+                        log(f"  {name}: {r['seconds']:.2f} s, mean log p(x) {r['mean_log_px']:.3f}")
         finally:
             for w in workers.values():
                 w.close()
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     out = summarize(s, raw, hellos, missing, failed, data)
     out["quick"], out["wall_seconds"] = quick, time.perf_counter() - t_start
@@ -349,11 +362,14 @@ def main(argv=None) -> dict:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quick", action="store_true", help="tiny model on digits: only the plumbing is exercised")
     p.add_argument("--repeats", type=int, help="interleaved training rounds (default 7)")
+    p.add_argument("--eval-repeats", type=int, help="interleaved log p(x) rounds (default 5)")
     p.add_argument("--impls", help=f"comma-separated subset of: {', '.join(IMPLS)}")
     a = p.parse_args(argv)
     settings = {}
     if a.repeats:
         settings["repeats"] = a.repeats
+    if a.eval_repeats:
+        settings["eval_repeats"] = a.eval_repeats
     if a.impls:
         settings["impls"] = tuple(a.impls.split(","))
     r = run_peers(quick=a.quick, print_table=not a.json, settings=settings)
