@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark training, evaluation and the dashboard on this machine")
     b.add_argument("--json", action="store_true")
     b.add_argument("--quick", action="store_true", help="fewer, shorter repeats (for a smoke test)")
+    b.add_argument("--peers", action="store_true", help="compare with JAX and PyTorch on the same VAE (bench/peers; "
+                   "needs requirements-bench.txt, see README)")
     return p
 
 
@@ -317,11 +319,14 @@ def cmd_runs(a) -> list:
 
 def cmd_bench(a) -> dict:
     try:
-        from bench.run import run_benchmarks
+        if a.peers:  # vae-tfp against JAX and PyTorch, each in its own worker process (bench/peers/run.py)
+            from bench.peers.run import run_peers as run
+        else:
+            from bench.run import run_benchmarks as run
     except ImportError as err:
         raise UsageError(f"the benchmarks live in the repository's bench/ folder; run from the repo root ({err})") \
             from None
-    return run_benchmarks(quick=a.quick, print_table=not a.json)
+    return run(quick=a.quick, print_table=not a.json)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "density": cmd_density, "datasets": cmd_datasets,
