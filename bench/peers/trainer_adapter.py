@@ -1,16 +1,8 @@
 """The one place the peer benchmark touches the Trainer's API: `trainer_session`.
 
-Today's API: `Trainer(config, dataset=..., save=False)`, step events through `trainer.callbacks`, `trainer.stop()`
-honoured within one step, `trainer._stop.clear()` before training on, `trainer.train()` -> TrainResult. When the
-trainer becomes the `vae_tfp/training/` package (`Trainer(config, dataset=...)` touching no disk,
-`trainer.train(max_steps=N)`, `trainer.reset_stop()`), only this function changes:
-
-    trainer = Trainer(config, dataset=dataset)
-    ...
-    def advance(steps):
-        times.clear()
-        trainer.reset_stop()
-        return times, trainer.train(max_steps=trainer.step + steps)   # (or steps, if max_steps counts from here)
+`Trainer(config, dataset=...)` writes nothing to disk; `trainer.train(max_steps=N)` trains at most N more steps and
+returns a TrainResult whose test_metrics hold the test-set "elbo" computed on its way out; step events come through
+`trainer.callbacks`.
 """
 
 import time
@@ -25,23 +17,18 @@ def trainer_session(config, dataset):
     """
     from vae_tfp.training import Trainer
 
-    trainer = Trainer(config, dataset=dataset, save=False)
+    trainer = Trainer(config, dataset=dataset)
     times: list[float] = []
-    target = [0]
 
     def on_event(event) -> None:
         if event.kind == "step":
             times.append(time.perf_counter())
-            if event.step >= target[0]:
-                trainer.stop()
 
     trainer.callbacks.append(on_event)
 
     def advance(steps: int):
         times.clear()
-        target[0] = trainer.step + int(steps)
-        trainer._stop.clear()
-        result = trainer.train()
+        result = trainer.train(max_steps=int(steps))
         return list(times), result
 
     return trainer, advance
