@@ -33,7 +33,7 @@ def run_quality(config, minutes, eval_k=5000, eval_n=None, precision="float32", 
     from vae_tfp.evaluation import log_px_importance
     from vae_tfp.training import Trainer
 
-    trainer = Trainer(config, save=False, precision=precision)
+    trainer = Trainer(config, precision=precision)
     x_test = trainer.data.x_test if eval_n is None else trainer.data.x_test[:eval_n]
     state = {"deadline": 0.0, "t0": 0.0}
 
@@ -47,7 +47,7 @@ def run_quality(config, minutes, eval_k=5000, eval_n=None, precision="float32", 
               "test_binarization": "numpy seed 123 + config.seed, once", "anchor": ANCHOR, "checkpoints": points}
     for minute in sorted(minutes):
         state["deadline"], state["t0"] = minute * 60.0 - trained_s, time.perf_counter()
-        trainer._stop.clear()
+        trainer.reset_stop()
         r = trainer.train()
         trained_s += time.perf_counter() - state["t0"]
         t0 = time.perf_counter()
