@@ -128,10 +128,37 @@ def write_link(config: RunConfig | None) -> None:
 
 
 # --- callbacks ------------------------------------------------------------------------------------------------------
-def _train(config: RunConfig) -> None:
+def _train() -> None:
+    """Train what the widgets hold now: a value changed in the same browser round trip as the click (typed, then
+    Train pressed) reaches this callback after the button was drawn with the previous config."""
     from vae_tfp.jobs import JobSpec
 
+    config, problem = _config_from_widgets()
+    if problem:
+        st.session_state["flash"] = [("error", f"Training was not started: {problem}")]
+        return
     _submit(JobSpec(config=config, runs_root=str(state.root()), owner=state.owner()), "Training")
+
+
+def _config_from_widgets() -> tuple[RunConfig | None, str]:
+    """The config the widgets hold and the first reason it cannot be trained ("" if none): the checks `render`
+    shows beside the widgets, in the same words."""
+    ss = st.session_state
+    try:
+        config = RunConfig.from_dict({name: ss[_key(name)] for name in WIDGET_FIELDS if _key(name) in ss})
+    except ValueError as err:
+        return None, str(err)
+    level, message, _ = fit_report(config.dataset, config.likelihood, config.binarization)
+    if level == "error":
+        return None, message
+    data_set = state.dataset(config.dataset)
+    if families.networks.get(config.network).images_only and data_set.kind != "image":
+        return None, _images_only(config.network, config.dataset)
+    return config, budget.problem_for(config, data_set) or ""
+
+
+def _images_only(network: str, dataset_name: str) -> str:
+    return f"{network} networks need images; {dataset_name} holds points. Pick mlp or linear."
 
 
 def _resume(run_path) -> None:
@@ -290,8 +317,8 @@ def render() -> RunConfig | None:
             problems.append(str(err))
         if config is not None and families.networks.get(config.network).images_only \
                 and infos[dataset_name]["kind"] != "image":
-            problems.append(f"{config.network} networks need images")
-            st.error(f"{config.network} networks need images; {dataset_name} holds points. Pick mlp or linear.")
+            problems.append(_images_only(config.network, dataset_name))
+            st.error(problems[-1])
         elif config is not None and not problems:
             size = budget.problem_for(config, state.dataset(dataset_name))
             if size:
@@ -309,7 +336,7 @@ def _controls(config, problems) -> None:
     running = status is not None and status.active
     c1, c2 = st.columns(2)
     c1.button("Train", type="primary", width="stretch", disabled=running or bool(problems) or config is None,
-              on_click=_train, args=(config,), key="train_button")
+              on_click=_train, key="train_button")
     c2.button("Stop", width="stretch", disabled=not running, on_click=_stop, key="stop_button")
     if status is None:
         return

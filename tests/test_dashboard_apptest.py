@@ -56,6 +56,16 @@ def traces(at: AppTest) -> list[dict]:
     return [t for spec in charts(at) for t in spec["data"]]
 
 
+def ys(trace):
+    """A trace's y values (Plotly sends numeric arrays base64-encoded: {"dtype", "bdata"})."""
+    import base64
+
+    import numpy as np
+
+    y = trace["y"]
+    return np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.asarray(y)
+
+
 def train(at: AppTest, epochs=2, batch=256, **choices) -> AppTest:
     for key, value in choices.items():
         at.sidebar.selectbox(key=f"w_{key}").select(value).run()
@@ -182,7 +192,7 @@ def test_a_short_training_fills_the_curve_and_every_view(runs):
     names = {t.get("name") for t in traces(at)}
     assert {"ELBO (train)", "ELBO (test)", "E_q[log p(x|z)] (test)", "KL (test)"} <= names
     curve = [t for t in traces(at) if t.get("name") == "ELBO (test)"][0]
-    assert len(curve["y"]) == 2  # one test evaluation per epoch
+    assert len(ys(curve)) == 2  # one test evaluation per epoch: the 2 epochs set just before pressing Train
     assert at.query_params["run"] == at.session_state["picked_run"]
 
     show(at, "Reconstructions")
@@ -231,11 +241,12 @@ def test_stop_keeps_the_model_and_resume_continues(runs, monkeypatch):
     assert not resume.disabled
     resume.click().run()
     assert not at.exception and not at.main.error
-    run_status(runs, until=lambda s: s.job_id != snap.job_id)  # the resumed job writes into the same run
+    run_status(runs, until=lambda s: s.job_id != snap.job_id and s.step > snap.step)  # the same run, trained on
     at.sidebar.button(key="stop_button").click().run()
     at = wait_until_finished(at)
     again = run_status(runs, until=lambda s: s.finished and s.job_id != snap.job_id)
-    assert again.kind == "resume" and again.run_dir == snap.run_dir and again.step >= snap.step
+    assert again.kind == "resume" and again.state == "stopped" and again.run_dir == snap.run_dir
+    assert again.step > snap.step  # it trained on from the checkpoint
 
 
 def test_two_sessions_training_at_once_do_not_share_models(runs, monkeypatch):
@@ -400,14 +411,6 @@ def test_a_run_written_by_an_older_main_opens_in_every_view(runs):
     assert not at.exception and at.session_state["picked_run"] == "old-run"
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["test E_q[log p(x|z)]"]) < 0 and float(metrics["test KL(q||p)"]) > 0
-    import base64
-
-    import numpy as np
-
-    def ys(trace):  # Plotly sends numeric arrays base64-encoded
-        y = trace["y"]
-        return np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.asarray(y)
-
     curves = {t["name"]: ys(t) for t in traces(at)}
     assert len(curves["E_q[log p(x|z)] (train)"]) == 7 and curves["E_q[log p(x|z)] (train)"].max() < 0
     assert curves["KL (train)"].min() > 0

@@ -148,8 +148,10 @@ def execute(job_id: str, spec: JobSpec, *, stop: StopSignal | None = None, on_ru
     progress = JobProgress(status, stop)
     locks = []  # the run's lock once taken
 
-    def opened(run):  # the recorder has just created a new run's directory
-        locks.append(RunLock(run.path).acquire(job_id))  # before its first checkpoint can exist
+    def opened(run):  # the recorder has opened the run directory at the first step (a new run: just created)
+        if locks:  # a resumed run: locked and known already
+            return
+        locks.append(RunLock(run.path).acquire(job_id))  # a new run: locked before its first checkpoint can exist
         progress.attach_run(run)
         progress.write()
         if on_run_dir is not None:

@@ -127,8 +127,9 @@ class LocalBackend(JobBackend):
             free = lim.max_running - sum(j.worker is not None for j in active)
             waiting = max(0, len(self._pending) + 1 - max(free, 0))
             if lim.max_queued is not None and waiting > lim.max_queued:
-                raise JobRefused(f"the queue is full: {len(self._pending)} trainings are waiting for one of the "
-                                 f"{lim.max_running} that run at once, and this server lets at most "
+                n = len(self._pending)
+                raise JobRefused(f"the queue is full: {n} training{'s are' if n != 1 else ' is'} waiting for one of "
+                                 f"the {lim.max_running} places that train at once, and this server lets at most "
                                  f"{lim.max_queued} wait (max_queued); try again when one has started",
                                  limit="max_queued", value=lim.max_queued)
             job = _Job(uuid.uuid4().hex[:16], spec)
