@@ -4,9 +4,10 @@ Starts `streamlit run dashboard/app.py` (the console script) on a free port with
 waits for the first paint, switches the likelihood in the sidebar, trains on digits (in the server's worker
 processes), checks that the page stays live while training and that its progress line keeps up with the curve,
 finds the ELBO chart and the reconstruction images, visits every view and trains a second likelihood for the
-comparison; and closes a page whose job trains, which stops the job once server.disconnectedSessionTTL has passed. Full-page screenshots (tall viewport: Streamlit scrolls inside its own container)
-go to artifacts/screenshots/; small copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/
-for the README with VAE_TFP_DOC_SCREENSHOTS=1.
+comparison; and closes a page whose job trains, which stops the job once server.disconnectedSessionTTL has passed.
+Full-page screenshots (tall viewport: Streamlit scrolls inside its own container) go to artifacts/screenshots/; small
+copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/ for the README with
+VAE_TFP_DOC_SCREENSHOTS=1.
 
     .venv/bin/pytest -m browser tests/test_browser.py
 """
