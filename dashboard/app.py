@@ -4,7 +4,8 @@ Run from the repository root (so that `vae_tfp` and `dashboard` import):
 
     .venv/bin/python -m streamlit run dashboard/app.py
 
-This file only wires: session state, the title (drawn first, so it paints before the sidebar has loaded a data set),
+This file only wires: session state and this session's memory (released, and its jobs ended, when the session
+closes: see `dashboard.state`), the title (drawn first, so it paints before the sidebar has loaded a data set),
 the sidebar (-> one RunConfig, mirrored into the URL), the data preview, the live training progress and one tab per
 view. Only the open tab computes; TensorFlow loads after the first paint.
 """
@@ -16,6 +17,7 @@ from dashboard.views import LABELS, VIEWS, training
 
 st.set_page_config(page_title="vae-tfp dashboard", page_icon=":material/blur_on:", layout="wide")
 state.init()
+state.session_memory()  # every run: a session back from a short disconnect keeps its jobs
 sidebar.read_link(LABELS)
 intro.header()
 sidebar.render()

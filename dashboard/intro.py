@@ -41,7 +41,7 @@ def preview() -> None:
 
 
 def _preview(name: str) -> None:
-    expanded = st.session_state.get("picked_run") in (None, state.NO_RUN) and st.session_state.get("job") is None
+    expanded = st.session_state.get("picked_run") in (None, state.NO_RUN) and st.session_state.get("job_id") is None
     try:
         ds = state.dataset(name)
     except Exception as err:  # noqa: BLE001 - a data set that cannot load says why

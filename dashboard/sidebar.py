@@ -1,5 +1,9 @@
 """The sidebar: every training choice read into one `RunConfig`; Train / Stop / Resume; the saved-run picker.
 
+Train and Resume submit a job to the server's job backend (`dashboard.state.backend()`, worker processes); Stop asks
+it to stop (a queued job is dropped, a running one keeps its model). A submit the backend refuses (a full queue,
+this session's share of jobs, a run another job trains) is said on the page with the limit and its value.
+
 The widgets are generated from the RunConfig fields' metadata (`vae_tfp.config.SETTINGS`: label, help, the range the
 dashboard offers, step, format, choices with their words, the group and row it sits in, and when it applies, e.g.
 sigma only for a likelihood that has one). A choice that does not fit the data is explained right under it (from
@@ -9,11 +13,11 @@ same setup; a link is read once, when a session starts, and whatever in it is wr
 offer) is named in a warning. Nothing here imports TensorFlow (the sidebar paints before it has loaded).
 """
 
+from pathlib import Path
 
 import streamlit as st
 
 from dashboard import state
-from dashboard.jobs import TrainingJob
 from vae_tfp import budget, families, sharing
 from vae_tfp import config as C
 from vae_tfp.config import RunConfig
@@ -124,22 +128,60 @@ def write_link(config: RunConfig | None) -> None:
 
 
 # --- callbacks ------------------------------------------------------------------------------------------------------
-def _train(config: RunConfig) -> None:
-    job = TrainingJob(config, runs_root=state.root())
-    st.session_state["job"], st.session_state["follow_job"] = job, True
-    job.run() if state.sync_mode() else job.start()
+def _train() -> None:
+    """Train what the widgets hold now: a value changed in the same browser round trip as the click (typed, then
+    Train pressed) reaches this callback after the button was drawn with the previous config."""
+    from vae_tfp.jobs import JobSpec
+
+    config, problem = _config_from_widgets()
+    if problem:
+        st.session_state["flash"] = [("error", f"Training was not started: {problem}")]
+        return
+    _submit(JobSpec(config=config, runs_root=str(state.root()), owner=state.owner()), "Training")
+
+
+def _config_from_widgets() -> tuple[RunConfig | None, str]:
+    """The config the widgets hold and the first reason it cannot be trained ("" if none): the checks `render`
+    shows beside the widgets, in the same words."""
+    ss = st.session_state
+    try:
+        config = RunConfig.from_dict({name: ss[_key(name)] for name in WIDGET_FIELDS if _key(name) in ss})
+    except ValueError as err:
+        return None, str(err)
+    level, message, _ = fit_report(config.dataset, config.likelihood, config.binarization)
+    if level == "error":
+        return None, message
+    data_set = state.dataset(config.dataset)
+    if families.networks.get(config.network).images_only and data_set.kind != "image":
+        return None, _images_only(config.network, config.dataset)
+    return config, budget.problem_for(config, data_set) or ""
+
+
+def _images_only(network: str, dataset_name: str) -> str:
+    return f"{network} networks need images; {dataset_name} holds points. Pick mlp or linear."
 
 
 def _resume(run_path) -> None:
-    job = TrainingJob(resume_from=run_path, runs_root=state.root())
-    st.session_state["job"], st.session_state["follow_job"] = job, True
-    job.run() if state.sync_mode() else job.start()
+    from vae_tfp.jobs import JobSpec
+
+    _submit(JobSpec(resume=str(run_path), owner=state.owner()), "Resuming")
+
+
+def _submit(spec, what: str) -> None:
+    from vae_tfp.jobs import JobRefused
+
+    try:
+        job_id = state.backend().submit(spec)
+    except (JobRefused, ValueError) as err:
+        st.session_state["flash"] = [("error", f"{what} was not started: {err}")]
+        return
+    st.session_state["job_id"], st.session_state["follow_job"] = job_id, True
 
 
 def _stop() -> None:
-    job = st.session_state.get("job")
-    if job is not None:
-        job.stop()
+    job_id = st.session_state.get("job_id")
+    if job_id is not None:
+        state.backend().stop(job_id)
 
 
 def _picked() -> None:
@@ -275,8 +317,8 @@ def render() -> RunConfig | None:
             problems.append(str(err))
         if config is not None and families.networks.get(config.network).images_only \
                 and infos[dataset_name]["kind"] != "image":
-            problems.append(f"{config.network} networks need images")
-            st.error(f"{config.network} networks need images; {dataset_name} holds points. Pick mlp or linear.")
+            problems.append(_images_only(config.network, dataset_name))
+            st.error(problems[-1])
         elif config is not None and not problems:
             size = budget.problem_for(config, state.dataset(dataset_name))
             if size:
@@ -290,18 +332,20 @@ def render() -> RunConfig | None:
 
 
 def _controls(config, problems) -> None:
-    job = st.session_state.get("job")
-    running = job is not None and job.running
+    status = state.job_status()
+    running = status is not None and status.active
     c1, c2 = st.columns(2)
     c1.button("Train", type="primary", width="stretch", disabled=running or bool(problems) or config is None,
-              on_click=_train, args=(config,), key="train_button")
+              on_click=_train, key="train_button")
     c2.button("Stop", width="stretch", disabled=not running, on_click=_stop, key="stop_button")
-    if job is not None:
-        snap = job.snapshot()
-        if running:
-            st.caption("Training… the live progress is on the page.")
-        else:
-            st.caption(f"Last training: **{snap.state}** after {snap.step} steps ({snap.epoch} epochs).")
+    if status is None:
+        return
+    if status.state == "queued":
+        st.caption(f"Waiting in the queue (position {status.queue_position})… the live progress is on the page.")
+    elif running:
+        st.caption("Training… the live progress is on the page.")
+    else:
+        st.caption(f"Last training: **{status.state}** after {status.step} steps ({status.epoch} epochs).")
 
 
 def _saved_runs() -> None:
@@ -310,9 +354,11 @@ def _saved_runs() -> None:
     runs = state.saved_runs()
     rows = {r["name"]: r for r in runs}
     names = [state.NO_RUN] + list(rows)
-    job = ss.get("job")
-    if ss.get("follow_job") and job is not None and job.run_dir is not None and job.run_dir.name in rows:
-        ss["picked_run"] = job.run_dir.name
+    status = state.job_status()
+    if ss.get("follow_job") and status is not None and status.run_dir is not None:
+        name = Path(status.run_dir).name
+        if name in rows and Path(rows[name]["path"]).resolve() == Path(status.run_dir):
+            ss["picked_run"] = name
     if ss.get("picked_run") not in names:
         ss["picked_run"] = state.NO_RUN
 
@@ -326,7 +372,7 @@ def _saved_runs() -> None:
     picked = st.selectbox("Show a saved run", names, key="picked_run", format_func=label, on_change=_picked,
                           help=f"Runs in {state.root()}; the views show the picked one.")
     if picked != state.NO_RUN:
-        _run_actions(picked, rows[picked], running=job is not None and job.running)
+        _run_actions(picked, rows[picked], running=status is not None and status.active)
     st.file_uploader("Open a run bundle (.zip)", type=["zip"], key="bundle_upload", on_change=_upload,
                      help=f"A zip from 'Download run bundle'; at most {sharing.MAX_BUNDLE_BYTES // 2**20} MB. Only "
                           "weights and JSON are read; nothing is unpickled or executed.")
@@ -340,10 +386,15 @@ def _run_actions(name: str, row: dict, running: bool) -> None:
         config = run.config()
     except ValueError:
         return
+    from vae_tfp.jobs import lock_holder
+
     c1, c2 = st.columns(2)
     can_resume = row["status"] in ("stopped", "unfinished") and run.checkpoint_state() is not None
-    c1.button("Resume", width="stretch", disabled=running or not can_resume, on_click=_resume, args=(run.path,),
-              key="resume_button", help="Continue this run from its last checkpoint to its configured epochs.")
+    busy = lock_holder(run.path) is not None
+    c1.button("Resume", width="stretch", disabled=running or busy or not can_resume, on_click=_resume,
+              args=(run.path,), key="resume_button",
+              help="A job is training this run now." if busy else
+              "Continue this run from its last checkpoint to its configured epochs.")
     c2.button("Reuse setup", width="stretch", help="Put this run's settings into the widgets above.",
               on_click=_use_settings, args=(config,), key="use_settings",
               disabled=config.dataset not in available_datasets())

@@ -1,36 +1,39 @@
-"""Per-session state, initialised once per browser session, and the model the views show.
+"""Per-session state, initialised once per browser session; the job backend; the model the views show.
 
-    st.session_state["job"]         this session's TrainingJob (a background thread) or None
-    st.session_state["follow_job"]  True while the views show the job's model (False after picking a saved run)
-    st.session_state["loaded"]      the one saved run loaded for the views: {"key", "model", "dataset", "data", ...}
-    st.session_state["memo"]        a small LRU of view results and their figures, keyed by the model and the inputs
-    st.session_state["live_history"]  the live curve's records of the run being trained, read incrementally:
-                                    {"path", "offset", "records"} or None
+    st.session_state["owner"]        this session's id for the job layer (whose jobs are whose)
+    st.session_state["job_id"]       this session's latest training job (an id for `backend()`) or None
+    st.session_state["follow_job"]   True while the views show the job's model (False after picking a saved run)
+    session_memory()                 what this session holds in memory: the one loaded run ({"key", "model",
+                                     "dataset", "data", "info"}), a small LRU of view results and figures, the live
+                                     curve's records read so far. Session-scoped: released when the session ends.
 
-Models live in session state, so two browser sessions never see or disturb each other's models; only read-only
-data sets are shared between sessions (`st.cache_resource`). Memory stays flat: one job, one loaded run and a
-bounded memo per session. Nothing here imports TensorFlow at module level.
+Training runs in worker processes behind `backend()` (one per server process, `st.cache_resource`), never in the
+page's process; the views load the finished (or stopped) model from the run directory. When a browser session's
+connection closes, Streamlit releases its session-scoped resources at once (`disconnect_session` ->
+`clear_session_caches`): `_session_ended` then drops the loaded model and the memo (memory back now) and asks the
+`SessionReaper` to end the session's jobs once `server.disconnectedSessionTTL` has passed; a session that
+reconnects within that time re-creates its memory on its next run, which cancels the reaper (its jobs go on, its
+model is loaded again from the run directory). Only read-only data sets are shared between sessions. Nothing here
+imports TensorFlow at module level.
 """
 
 import gc
 import importlib
-import os
+import secrets
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from dashboard.jobs import keep_keras_state
-from vae_tfp.runs import get_run, list_runs, runs_root
+from dashboard import jobs
+from dashboard.keras_state import keep_keras_state
+from vae_tfp.jobs import JobStatus
+from vae_tfp.runs import get_run, list_runs, open_run, runs_root
 
 MEMO_SIZE = 48  # view results and the figures built from them
 NO_RUN = "—"
-SYNC_ENV = "VAE_TFP_DASHBOARD_SYNC"  # "1": Train runs in the page's own thread (AppTest), not a background one
-
-
-def sync_mode() -> bool:
-    return os.environ.get(SYNC_ENV) == "1"
 
 
 def root():
@@ -39,17 +42,132 @@ def root():
 
 def init() -> None:
     ss = st.session_state
-    for key, value in (("job", None), ("follow_job", False), ("loaded", None), ("link_warnings", []),
-                       ("flash", []), ("live_history", None)):
+    for key, value in (("job_id", None), ("follow_job", False), ("link_warnings", []), ("flash", [])):
         if key not in ss:
             ss[key] = value
-    if "memo" not in ss:
-        ss["memo"] = OrderedDict()
+    if "owner" not in ss:
+        ss["owner"] = secrets.token_hex(8)
+
+
+def owner() -> str:
+    return st.session_state["owner"]
+
+
+# --- jobs ------------------------------------------------------------------------------------------------------------
+def backend():
+    """This server's job backend (vae_tfp.jobs.JobBackend), one per process: its workers outlive reruns."""
+    return _backend(*_backend_key())
+
+
+def reaper() -> jobs.SessionReaper:
+    """Ends closed sessions' jobs (one per backend)."""
+    return _reaper(*_backend_key())
+
+
+def _backend_key() -> tuple:
+    limits = jobs.limits_from_env()
+    return jobs.backend_kind(), (limits.max_running, limits.max_queued, limits.max_per_session)
+
+
+@st.cache_resource(show_spinner=False)
+def _backend(kind: str, limits: tuple):
+    made = jobs.make_backend(kind, jobs.JobLimits(*limits))
+    _reaper(kind, limits).backend = made
+    return made
+
+
+@st.cache_resource(show_spinner=False)
+def _reaper(kind: str, limits: tuple) -> jobs.SessionReaper:
+    return jobs.SessionReaper()  # its backend arrives when that is made: no backend, no jobs to end
+
+
+def job_status() -> JobStatus | None:
+    """This session's latest job, where it stands now (None: it has none, or the server forgot it)."""
+    job_id = st.session_state.get("job_id")
+    if job_id is None:
+        return None
+    try:
+        return backend().status(job_id)
+    except KeyError:
+        return None
+
+
+# --- this session's memory -------------------------------------------------------------------------------------------
+class SessionMemory:
+    """What one browser session holds in the page's process; released when the session ends."""
+
+    def __init__(self, owner_id: str, grace: float, reaper_ref: jobs.SessionReaper):
+        self.owner = owner_id
+        self.grace = grace  # seconds after the connection closed before the session's jobs are ended
+        self.reaper = reaper_ref
+        self.loaded = None  # {"key", "model", "dataset", "data", "info"}: one loaded run
+        self.memo = OrderedDict()
+        self.live_history = None  # {"path", "offset", "records"}
+
+    def release(self) -> None:
+        self.loaded, self.live_history = None, None
+        self.memo.clear()
+
+
+def session_memory() -> SessionMemory:
+    """This session's memory, created on its first run (and again on the first run after a reconnect)."""
+    memory = _session_memory(owner())
+    st.session_state["session_memory"] = weakref.ref(memory)  # for tests and debugging; never keeps it alive
+    return memory
+
+
+@st.cache_resource(scope="session", on_release=lambda memory: _session_ended(memory), show_spinner=False)
+def _session_memory(owner_id: str) -> SessionMemory:
+    r = reaper()
+    r.returned(owner_id)  # a session back within its grace time keeps its jobs
+    return SessionMemory(owner_id, float(st.get_option("server.disconnectedSessionTTL")), r)
+
+
+def _session_ended(memory: SessionMemory) -> None:
+    """Streamlit released the session's resources (its connection closed). Runs on the server's thread: no st.*,
+    nothing from session state; quick."""
+    memory.release()
+    memory.reaper.released(memory.owner, memory.grace)
+    _collect_soon()
+
+
+_collect_lock = threading.Lock()
+_collect_timer = []
+
+
+def _collect_soon(delay: float = 2.0) -> None:
+    """One full garbage collection a moment after sessions end (several closing together share it): a released
+    model is a web of reference cycles, and the server does not collect after every run (runner.postScriptGC is
+    off in .streamlit/config.toml: it cost ~50 ms per script or fragment run)."""
+    def collect():
+        with _collect_lock:
+            _collect_timer.clear()
+        gc.collect()
+        _trim_heap()
+
+    with _collect_lock:
+        if not _collect_timer:
+            timer = threading.Timer(delay, collect)
+            timer.daemon = True
+            _collect_timer.append(timer)
+            timer.start()
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the system (glibc), so that the process's memory falls when sessions end."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def prewarm() -> None:
-    """Import TensorFlow (through vae_tfp.evaluation) in the background once per process, after the first paint."""
+    """After the first paint, once per process: import TensorFlow (through vae_tfp.evaluation) in the background,
+    and start the job backend, whose workers import it in their own processes."""
     _prewarm_thread()
+    backend()
 
 
 def load_tensorflow() -> None:
@@ -114,7 +232,7 @@ def _prepared(dataset_name: str, likelihood: str, binarization: str, seed: int):
 
 def memo(token, name: str, args: tuple, compute):
     """compute() once per (model, view, inputs) in this session; the least recently used results are dropped."""
-    cache = st.session_state["memo"]
+    cache = session_memory().memo
     key = (token, name, args)
     if key in cache:
         cache.move_to_end(key)
@@ -150,19 +268,22 @@ class Active:
 
 
 def active() -> Active:
-    """The model the views show: this session's finished (or stopped) training, else the picked saved run."""
+    """The model the views show: this session's finished (or stopped) training, else the picked saved run; either
+    loaded from its run directory."""
     ss = st.session_state
-    job = ss.get("job")
-    if job is not None and ss.get("follow_job"):
-        snap = job.snapshot()
-        if not snap.finished:
-            return Active("training", "Training is running (progress above). The views show the model when it "
+    status = job_status() if ss.get("follow_job") else None
+    if status is not None:
+        if status.active:
+            return Active("training", "Training is under way (progress above). The views show the model when it "
                                       "finishes, or when you press Stop.")
-        trainer = job.trainer
-        if trainer is None or trainer.step == 0:
-            return Active("error", snap.message or "Training stopped before its first step; there is no model yet.")
-        return Active("ready", run=job.saved_run, model=trainer.model, dataset=trainer.dataset,
-                      data=trainer.data, info=trainer.data_info(), token=("job", id(job), trainer.step))
+        if status.run_dir is None:
+            return Active("error", status.message or "Training stopped before its first step; there is no model "
+                                                     "yet.")
+        try:
+            run = open_run(status.run_dir)
+        except ValueError as err:
+            return Active("error", str(err))
+        return _loaded(run)
     name = ss.get("picked_run")
     if not name or name == NO_RUN:
         return Active("none", "No model yet: press **Train** in the sidebar, or pick a saved run there.")
@@ -170,13 +291,21 @@ def active() -> Active:
         run = get_run(name, root())
     except ValueError as err:
         return Active("error", str(err))
+    return _loaded(run)
+
+
+def _loaded(run) -> Active:
+    """The run's model, loaded into this session's memory once per weights file (one loaded run per session)."""
     if not run.has_weights():
-        return Active("none", f"Run **{name}** has no weights yet (it is still starting, or it failed).")
+        return Active("none", f"Run **{run.name}** has no weights yet (it is still starting, or it failed before "
+                              "its first checkpoint).")
     key = (str(run.path), run.weights_path.stat().st_mtime_ns)
-    loaded = ss.get("loaded")
+    memory = session_memory()
+    loaded = memory.loaded
     if loaded is None or loaded["key"] != key:
+        memory.loaded = None  # the previous model goes before the next one is built
         try:
-            with st.spinner(f"Loading run {name}…"):
+            with st.spinner(f"Loading run {run.name}…"):
                 from vae_tfp.runs import load_model
 
                 load_tensorflow()
@@ -184,9 +313,9 @@ def active() -> Active:
                 model = load_model(run)
                 data_set, data = prepared(config)
         except Exception as err:  # noqa: BLE001 - a broken or foreign run: say so
-            return Active("error", f"Run **{name}** cannot be shown here: {type(err).__name__}: {err}")
+            return Active("error", f"Run **{run.name}** cannot be shown here: {type(err).__name__}: {err}")
         loaded = {"key": key, "model": model, "dataset": data_set, "data": data, "info": run.data_info()}
-        ss["loaded"] = loaded  # replaces the previous one: one loaded run per session
+        memory.loaded = loaded
     return Active("ready", run=run, model=loaded["model"], dataset=loaded["dataset"], data=loaded["data"],
                   info=loaded["info"], token=key)
 

@@ -1,11 +1,13 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
 
 Starts `streamlit run dashboard/app.py` (the console script) on a free port with a temporary runs folder, opens it,
-waits for the first paint, switches the likelihood in the sidebar, trains on digits, checks that the page
-stays live while training, finds the ELBO chart and the reconstruction images, visits every view and trains a second
-likelihood for the comparison. Full-page screenshots (tall viewport: Streamlit scrolls inside its own container)
-go to artifacts/screenshots/; small copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/
-for the README with VAE_TFP_DOC_SCREENSHOTS=1.
+waits for the first paint, switches the likelihood in the sidebar, trains on digits (in the server's worker
+processes), checks that the page stays live while training and that its progress line keeps up with the curve,
+finds the ELBO chart and the reconstruction images, visits every view and trains a second likelihood for the
+comparison; and closes a page whose job trains, which stops the job once server.disconnectedSessionTTL has passed.
+Full-page screenshots (tall viewport: Streamlit scrolls inside its own container) go to artifacts/screenshots/; small
+copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/ for the README with
+VAE_TFP_DOC_SCREENSHOTS=1.
 
     .venv/bin/pytest -m browser tests/test_browser.py
 """
@@ -52,19 +54,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+GRACE = 2  # server.disconnectedSessionTTL: seconds before a closed page's session (and its jobs) end
+
+
+def _installed_here() -> bool:
+    """Whether the installed `dashboard` package (what the console script imports) is this checkout's."""
+    out = subprocess.run([sys.executable, "-c", "import dashboard; print(dashboard.__file__)"], cwd="/",
+                         capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                                           if k != "PYTHONPATH"})
+    return out.returncode == 0 and Path(out.stdout.strip()).resolve().is_relative_to(ROOT)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(runs):
     port = _free_port()
-    runs = tmp_path_factory.mktemp("runs")
     SHOTS.mkdir(parents=True, exist_ok=True)
     log = open(SHOTS.parent / "streamlit.log", "w")
     env = {**os.environ, "VAE_TFP_RUNS": str(runs)}
     env.pop("VAE_TFP_DASHBOARD_SYNC", None)
+    if not _installed_here():  # e.g. a second checkout of the repository beside the installed one: test this one
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
     # the console script, as a host runs it after `pip install -r requirements.txt`: it puts dashboard/ (not the
     # repository root) on sys.path, so this also checks that the app imports without any path set-up of its own
     streamlit = str(Path(sys.executable).parent / "streamlit")
     proc = subprocess.Popen([streamlit, "run", "dashboard/app.py", "--server.headless",
-                             "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
+                             "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.disconnectedSessionTTL", str(GRACE)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -89,14 +109,20 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tab(server):
-    """One Chromium page for the module (named so as not to shadow pytest-playwright's `page`)."""
+def chromium(server):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 3000})
-        page.set_default_timeout(60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def tab(chromium):
+    """One Chromium page for the module (named so as not to shadow pytest-playwright's `page`)."""
+    page = chromium.new_page(viewport={"width": 1400, "height": 3000})
+    page.set_default_timeout(60_000)
+    yield page
+    page.close()
 
 
 def settle(page, seconds: float = 1.0) -> None:
@@ -163,13 +189,20 @@ def _wait_for_step_above(page, floor: int, timeout: float = 300) -> int:
     raise AssertionError(f"the live progress did not pass step {floor} within {timeout:.0f} s")
 
 
+def _curve_step(page, timeout: float = 120) -> int:
+    """The step up to which the live curve is drawn ("Training curves (live, logged up to step N)")."""
+    title = page.get_by_text("logged up to step").first
+    title.wait_for(timeout=timeout * 1000)
+    return int(title.text_content().split("logged up to step ")[1].split(")")[0].split()[0])
+
+
 def train(page, epochs: int, live_shot: str | None = None) -> None:
     """Click Train and wait (bounded) until the sidebar says the training ended. `live_shot`: the name of a
     screenshot taken if the live curve shows while it runs (a fast machine may finish before it does)."""
     sidebar = page.get_by_test_id("stSidebar")
     number(page, "Epochs", epochs)
     sidebar.get_by_role("button", name="Train").click()
-    sidebar.get_by_text("Training… the live progress is on the page.").wait_for(timeout=120_000)
+    sidebar.get_by_text("the live progress is on the page.").wait_for(timeout=120_000)
     deadline = time.time() + 300
     while time.time() < deadline:
         if sidebar.get_by_text("Last training:").count():
@@ -198,6 +231,9 @@ def test_progress_is_live_and_stop_keeps_the_model(tab, server):
     first = _wait_for_step_above(page, 0)
     second = _wait_for_step_above(page, first)  # the page polls while training runs: the step moves
     assert second > first
+    curve = _curve_step(page)  # the live curve's last logged step: the progress line catches up with it
+    third = _wait_for_step_above(page, curve - 1, timeout=60)
+    assert third >= curve
     shoot(page, "1-training-live", doc=False)
     sidebar.get_by_role("button", name="Stop").click()
     sidebar.get_by_text("Last training: stopped").wait_for(timeout=60_000)
@@ -269,3 +305,31 @@ def test_the_link_reopens_the_setup(tab, server):
     expect(page.get_by_text("Unknown link parameter 'colour'")).to_have_count(1, timeout=60_000)
     expect(page.get_by_role("tab", name="Latent space", selected=True)).to_have_count(1, timeout=60_000)
     shoot(page, "7-shared-link", doc=False)
+
+
+def test_closing_the_page_stops_its_training(chromium, server, runs):
+    """A page that trains a run far longer than the test, then closes (a person closing the tab): once the server's
+    disconnectedSessionTTL has passed, the session's job is stopped in its worker and keeps its model. Read from the
+    run directory (job.json, metrics.json), as any other process would."""
+    from vae_tfp.jobs import read_status
+
+    before = {p.name for p in runs.iterdir()}
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.get_by_text("variational autoencoders, inspected").wait_for(timeout=120_000)
+    settle(page)
+    number(page, "Epochs", 3000)
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Train").click()
+    _wait_for_step_above(page, 0)
+    [run] = [p for p in runs.iterdir() if p.name not in before]
+    assert read_status(run).state == "running"
+    page.close()
+    deadline = time.time() + GRACE + 120
+    while not (status := read_status(run)).finished:
+        assert time.time() < deadline, f"the closed page's job is still {status.state} at step {status.step}"
+        time.sleep(0.3)
+    assert status.state == "stopped" and 0 < status.step < 36_000
+    from vae_tfp.runs import open_run
+
+    assert open_run(run).metrics()["status"] == "stopped" and open_run(run).has_weights()

@@ -2,8 +2,9 @@
 config and the URL, a short training fills the curve and the images, Stop keeps the model and Resume continues,
 sessions are isolated, and bad links and bad uploads give a message instead of a traceback.
 
-Training runs synchronously here (env VAE_TFP_DASHBOARD_SYNC=1, the dashboard's test hook) unless a test needs the
-background thread; every run goes to a temporary runs folder (VAE_TFP_RUNS).
+Jobs train inside submit() here (env VAE_TFP_DASHBOARD_SYNC=1: the dashboard's InlineBackend, no processes), so
+every step is deterministic, unless a test needs the real worker processes (the LocalBackend, as the server runs
+it; each wait bounded); every run goes to a temporary runs folder (VAE_TFP_RUNS).
 """
 
 import json
@@ -55,6 +56,16 @@ def traces(at: AppTest) -> list[dict]:
     return [t for spec in charts(at) for t in spec["data"]]
 
 
+def ys(trace):
+    """A trace's y values (Plotly sends numeric arrays base64-encoded: {"dtype", "bdata"})."""
+    import base64
+
+    import numpy as np
+
+    y = trace["y"]
+    return np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.asarray(y)
+
+
 def train(at: AppTest, epochs=2, batch=256, **choices) -> AppTest:
     for key, value in choices.items():
         at.sidebar.selectbox(key=f"w_{key}").select(value).run()
@@ -63,14 +74,38 @@ def train(at: AppTest, epochs=2, batch=256, **choices) -> AppTest:
     return at.sidebar.button(key="train_button").click().run()
 
 
-def wait_until_finished(at: AppTest, timeout=120) -> AppTest:
+def finished(at: AppTest) -> bool:
+    """The sidebar says how the session's last training ended (what a person sees)."""
+    return "Last training:" in texts(at.sidebar.caption)
+
+
+def wait_until_finished(at: AppTest, timeout=300) -> AppTest:
     end = time.time() + timeout
     while time.time() < end:
         at.run()
-        if at.session_state["job"].snapshot().finished:
+        if finished(at):
             return at.run()
         time.sleep(0.5)
-    raise AssertionError("training did not finish in time")
+    raise AssertionError(f"training did not finish in {timeout} s")
+
+
+def memory(at: AppTest):
+    """The session's memory (dashboard.state.SessionMemory): the loaded model, the memo."""
+    return at.session_state["session_memory"]()
+
+
+def run_status(runs: Path, timeout=300, until=lambda status: True):
+    """The job status the worker writes into the (only) run directory, once `until(status)` holds."""
+    from vae_tfp.jobs import read_status
+
+    end = time.time() + timeout
+    while time.time() < end:
+        dirs = [p for p in runs.iterdir() if p.is_dir()] if runs.exists() else []
+        status = read_status(dirs[0]) if len(dirs) == 1 else None
+        if status is not None and until(status):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"no run in {runs} reached the expected state within {timeout} s")
 
 
 def test_first_paint_needs_no_tensorflow(tmp_path):
@@ -87,7 +122,8 @@ assert any("binarized" in i.value for i in at.sidebar.info)
 assert len(at.get("plotly_chart")) == 1  # the data preview
 print("FIRST PAINT OK")
 """
-    env = {"VAE_TFP_RUNS": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(APP).parents[1])}
+    env = {"VAE_TFP_RUNS": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(APP).parents[1]),
+           "VAE_TFP_DASHBOARD_SYNC": "1"}  # no worker processes either
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert "FIRST PAINT OK" in out.stdout, out.stdout + out.stderr
 
@@ -156,7 +192,7 @@ def test_a_short_training_fills_the_curve_and_every_view(runs):
     names = {t.get("name") for t in traces(at)}
     assert {"ELBO (train)", "ELBO (test)", "E_q[log p(x|z)] (test)", "KL (test)"} <= names
     curve = [t for t in traces(at) if t.get("name") == "ELBO (test)"][0]
-    assert len(curve["y"]) == 2  # one test evaluation per epoch
+    assert len(ys(curve)) == 2  # one test evaluation per epoch: the 2 epochs set just before pressing Train
     assert at.query_params["run"] == at.session_state["picked_run"]
 
     show(at, "Reconstructions")
@@ -174,36 +210,43 @@ def test_a_short_training_fills_the_curve_and_every_view(runs):
 
     # view widgets neither retrain nor retrace: same job, same compiled log-weight function
     show(at, "What is p(x)?")
-    model = at.session_state["job"].trainer.model
+    model = memory(at).loaded["model"]  # loaded from the run directory the job wrote
     traced = model._eval_log_weights.experimental_get_tracing_count()
-    job = at.session_state["job"]
+    job = at.session_state["job_id"]
     for i in (1, 2, 1, 3):
         at.number_input(key="img").set_value(i).run()
-    assert at.session_state["job"] is job and len(list(runs.iterdir())) == 1
+    assert at.session_state["job_id"] == job and len(list(runs.iterdir())) == 1
+    assert memory(at).loaded["model"] is model
     assert model._eval_log_weights.experimental_get_tracing_count() == traced
-    assert len(at.session_state["memo"]) <= 24
+    assert len(memory(at).memo) <= 24
 
 
 def test_stop_keeps_the_model_and_resume_continues(runs, monkeypatch):
-    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "0")  # the real background thread
+    """Through the real worker processes: Stop reaches across the process boundary and keeps the model, Resume
+    continues the same run from its checkpoint."""
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "0")  # the LocalBackend: worker processes
     at = train(app(), epochs=400)
-    deadline = time.time() + 60
-    while at.session_state["job"].snapshot().step < 20 and time.time() < deadline:
-        time.sleep(0.2)
+    assert not at.exception
+    assert "the live progress is on the page" in texts(at.sidebar.caption)
+    run_status(runs, until=lambda s: s.step >= 20)  # the worker is training (written into the run directory)
     at.sidebar.button(key="stop_button").click().run()
     at = wait_until_finished(at)
-    snap = at.session_state["job"].snapshot()
-    assert snap.state == "stopped" and 0 < snap.step < snap.total_steps
+    snap = run_status(runs, until=lambda s: s.finished)
+    assert snap.state == "stopped" and 20 <= snap.step < snap.total_steps
+    assert "Last training: **stopped**" in texts(at.sidebar.caption)
     show(at, "Reconstructions")
     assert not at.exception and len([t for t in traces(at) if t["type"] == "heatmap"]) == 18
 
     resume = at.sidebar.button(key="resume_button")
     assert not resume.disabled
     resume.click().run()
+    assert not at.exception and not at.main.error
+    run_status(runs, until=lambda s: s.job_id != snap.job_id and s.step > snap.step)  # the same run, trained on
     at.sidebar.button(key="stop_button").click().run()
     at = wait_until_finished(at)
-    again = at.session_state["job"].snapshot()
-    assert again.run_path == snap.run_path and again.step >= snap.step  # the same run, continued
+    again = run_status(runs, until=lambda s: s.finished and s.job_id != snap.job_id)
+    assert again.kind == "resume" and again.state == "stopped" and again.run_dir == snap.run_dir
+    assert again.step > snap.step  # it trained on from the checkpoint
 
 
 def test_two_sessions_training_at_once_do_not_share_models(runs, monkeypatch):
@@ -211,14 +254,17 @@ def test_two_sessions_training_at_once_do_not_share_models(runs, monkeypatch):
     a = train(app(), epochs=3)
     b = train(app(), epochs=3, likelihood="continuous_bernoulli")
     a, b = wait_until_finished(a), wait_until_finished(b)
-    job_a, job_b = a.session_state["job"], b.session_state["job"]
-    assert job_a is not job_b and job_a.trainer.model is not job_b.trainer.model
-    assert job_a.snapshot().state == job_b.snapshot().state == "completed"
+    assert a.session_state["job_id"] != b.session_state["job_id"]
+    assert "Last training: **completed**" in texts(a.sidebar.caption)
+    assert "Last training: **completed**" in texts(b.sidebar.caption)
     assert a.session_state["picked_run"] != b.session_state["picked_run"]
     assert a.session_state["picked_run"].startswith("digits-bernoulli")
     assert b.session_state["picked_run"].startswith("digits-continuous_bernoulli")
+    show(a, "Reconstructions"), show(b, "Reconstructions")
+    assert memory(a).loaded["model"] is not memory(b).loaded["model"]
+    assert memory(a).loaded["key"][0] != memory(b).loaded["key"][0]
     fresh = app()  # a third session sees the saved runs in the picker but has no model of its own
-    assert fresh.session_state["job"] is None and "No model yet" in texts(fresh.main.info)
+    assert fresh.session_state["job_id"] is None and "No model yet" in texts(fresh.main.info)
 
 
 def test_uploads_good_and_bad(runs, tmp_path):
@@ -275,7 +321,7 @@ def test_streamlit_rerun_cleanup_no_longer_resets_keras():
     """Streamlit calls keras.backend.clear_session() after every run; the dashboard keeps Keras' state instead."""
     import keras
 
-    from dashboard.jobs import keep_keras_state
+    from dashboard.keras_state import keep_keras_state
 
     keep_keras_state()
     keep_keras_state()  # idempotent
@@ -365,14 +411,6 @@ def test_a_run_written_by_an_older_main_opens_in_every_view(runs):
     assert not at.exception and at.session_state["picked_run"] == "old-run"
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["test E_q[log p(x|z)]"]) < 0 and float(metrics["test KL(q||p)"]) > 0
-    import base64
-
-    import numpy as np
-
-    def ys(trace):  # Plotly sends numeric arrays base64-encoded
-        y = trace["y"]
-        return np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.asarray(y)
-
     curves = {t["name"]: ys(t) for t in traces(at)}
     assert len(curves["E_q[log p(x|z)] (train)"]) == 7 and curves["E_q[log p(x|z)] (train)"].max() < 0
     assert curves["KL (train)"].min() > 0

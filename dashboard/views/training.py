@@ -1,9 +1,11 @@
-"""View 1, Training: live progress (step, epoch, images/s, ETA) and the ELBO curve, train and test, with the
-reconstruction term E_q[log p(x|z)] and the KL term as their own lines.
+"""View 1, Training: live progress (queue position, then step, epoch, images/s, ETA) and the ELBO curve, train and
+test, with the reconstruction term E_q[log p(x|z)] and the KL term as their own lines.
 
-While this session's job runs, two fragments poll it (`st.fragment(run_every=...)`): the progress line above the
-tabs and the curve here, which reads only the history records appended since its last poll. Nothing waits on
-training; when it ends the whole page reruns once to show the model.
+The job trains in a worker process; everything here comes from its run directory. While this session's job is
+queued or running, two fragments poll (`st.fragment(run_every=...)`): the progress line above the tabs (the job's
+status, `job.json`) and the curve here, which reads only the history records appended since its last poll. The
+progress line shows the furthest step either has seen (`reached_step`), so it is never behind the curve. Nothing
+waits on training; when the job ends the whole page reruns once to show the model.
 """
 
 import math
@@ -22,43 +24,60 @@ def _eta(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def reached_step(status, records) -> int:
+    """The furthest step the run has reached: its status, or the last history record, whichever is further on (the
+    status file and the history are written at different moments)."""
+    logged = max((r.get("step", 0) for r in records), default=0)
+    return max(status.step, logged)
+
+
+def progress_text(status, records=()) -> str:
+    """The live progress line of a job's status (`vae_tfp.jobs.JobStatus`) and the history records read so far."""
+    if status.state == "queued":
+        return (f"**queued** · position {status.queue_position} in the queue · it starts when one of the trainings "
+                "ahead of it ends")
+    step = reached_step(status, records)
+    if status.state == "starting" and step == 0:
+        return "**starting** · loading TensorFlow and the data, building the model…"
+    if status.state == "starting":
+        return f"**starting** · resuming from step {step} of {status.total_steps}…"
+    text = (f"**{status.state}** · step {step} / {status.total_steps} · epoch {status.epoch} / {status.epochs} · "
+            f"{status.images_per_second:,.0f} images/s · ETA {_eta(status.eta_seconds)}")
+    if status.metrics.get("elbo") is not None:
+        text += f" · train ELBO {status.metrics['elbo']:.2f} nats"
+    return text
+
+
 def progress() -> None:
-    """Above the tabs: this session's training progress while it runs (or how it ended)."""
-    job = st.session_state.get("job")
-    if job is None:
+    """Above the tabs: this session's training progress while it is queued or runs (or how it ended)."""
+    status = state.job_status()
+    if status is None:
         return
-    if job.running:
-        _live_progress(job)
+    if status.active:
+        _live_progress(status.job_id)
         return
-    snap = job.snapshot()
-    if snap.state == "failed":
-        st.error(f"Training failed: {snap.message}")
-        if snap.details:
+    if status.state == "failed":
+        st.error(f"Training failed: {status.message}")
+        if status.details:
             with st.expander("Details (for a bug report)"):
-                st.code(snap.details, language="text")
-    elif snap.state == "diverged":
-        st.error(snap.message)
+                st.code(status.details, language="text")
+    elif status.state == "diverged":
+        st.error(status.message)
 
 
 @st.fragment(run_every=POLL_SECONDS)
-def _live_progress(job) -> None:
-    snap = job.snapshot()
-    if snap.finished:  # once: rerun the whole page so the sidebar and the views pick up the model
+def _live_progress(job_id: str) -> None:
+    status = state.backend().status(job_id)
+    if status.finished:  # once: rerun the whole page so the sidebar and the views pick up the model
         st.rerun()
-    if snap.state == "starting":
-        st.progress(0.0, text="Starting: loading TensorFlow and the data, building the model…")
-        return
-    text = (f"**{snap.state}** · step {snap.step} / {snap.total_steps} · epoch {snap.epoch} / {snap.epochs} · "
-            f"{snap.images_per_second:,.0f} images/s · ETA {_eta(snap.eta_seconds)}")
-    if snap.metrics.get("elbo") is not None:
-        text += f" · train ELBO {snap.metrics['elbo']:.2f} nats"
-    st.progress(snap.fraction, text=text)
+    records = _live_records(status.run_dir) if status.run_dir and status.state != "queued" else []
+    st.progress(status.fraction if status.state != "queued" else 0.0, text=progress_text(status, records))
 
 
 def render() -> None:
-    job = st.session_state.get("job")
-    if job is not None and job.running and st.session_state.get("follow_job"):
-        _live_curve(job)
+    status = state.job_status()
+    if status is not None and status.active and st.session_state.get("follow_job"):
+        _live_curve(status.job_id)
         return
     act = state.ready()
     if act is None:
@@ -83,12 +102,12 @@ def render() -> None:
 
 
 @st.fragment(run_every=POLL_SECONDS * 1.5)
-def _live_curve(job) -> None:
-    snap = job.snapshot()
-    if snap.run_path is None:
-        st.info("The curve appears after the first logged steps.")
+def _live_curve(job_id: str) -> None:
+    status = state.backend().status(job_id)
+    if status.state == "queued":
+        st.info("Waiting in the queue: the curve appears once the training has started.")
         return
-    records = _live_records(snap.run_path)
+    records = _live_records(status.run_dir) if status.run_dir else []
     if not records:
         st.info("The curve appears after the first logged steps.")
         return
@@ -97,12 +116,13 @@ def _live_curve(job) -> None:
 
 def _live_records(run_path: str) -> list:
     """The history of the run being trained, read incrementally: each poll reads only the records appended since
-    the last one (`Run.history_since`), kept in this session's state."""
+    the last one (`Run.history_since`), kept in this session's memory."""
     from vae_tfp.runs import open_run
 
-    cache = st.session_state.get("live_history")
+    memory = state.session_memory()
+    cache = memory.live_history
     if cache is None or cache["path"] != run_path:
-        cache = st.session_state["live_history"] = {"path": run_path, "offset": 0, "records": []}
+        cache = memory.live_history = {"path": run_path, "offset": 0, "records": []}
     new, offset = open_run(run_path).history_since(cache["offset"])
     if offset < cache["offset"]:  # the file was rewritten (a resume dropped lost work): start over
         cache["records"] = []
