@@ -7,6 +7,7 @@ ends in the state "diverged" with the trainer's message. Nothing here imports st
 the thread.
 
     job = TrainingJob(config, runs_root="runs")       # or TrainingJob(resume_from=run_dir, runs_root=...)
+                                                      # data_root=: where `upload:<name>` data sets live
     job.start()                                       # job.run() trains in the calling thread (tests)
     job.snapshot().step, job.stop(), job.trainer.model, job.saved_run (once it exists)
 """
@@ -69,11 +70,12 @@ def keep_keras_state() -> None:
 
 
 class TrainingJob:
-    def __init__(self, config=None, *, runs_root=None, resume_from=None):
+    def __init__(self, config=None, *, runs_root=None, resume_from=None, data_root=None):
         if (config is None) == (resume_from is None):
             raise ValueError("give a config to train, or resume_from=<run dir> to continue a run")
         self.config = config
         self.runs_root = runs_root
+        self.data_root = data_root
         self.resume_from = resume_from
         self.trainer = None  # set once the thread has built it
         self.recorder = None
@@ -133,13 +135,20 @@ class TrainingJob:
 
             keep_keras_state()
 
+            from vae_tfp.data import load
+            from vae_tfp.datasets.uploads import is_upload
+            from vae_tfp.runs import open_run
+
+            config = open_run(self.resume_from).config() if self.resume_from is not None else self.config
+            dataset = load(config.dataset, seed=config.seed, uploads=self.data_root) \
+                if is_upload(config.dataset) else None  # an upload of this session's space
             if self.resume_from is not None:
                 self.recorder = RunRecorder(self.resume_from)
-                trainer = Trainer.resume(self.resume_from, callbacks=[self.recorder, self._on_event])
+                trainer = Trainer.resume(self.resume_from, dataset=dataset, callbacks=[self.recorder, self._on_event])
                 self.config = trainer.config
             else:
                 self.recorder = RunRecorder(runs_root=self.runs_root)
-                trainer = Trainer(self.config, callbacks=[self.recorder, self._on_event])
+                trainer = Trainer(self.config, dataset=dataset, callbacks=[self.recorder, self._on_event])
             self.trainer = trainer
             self._update(total_steps=trainer.total_steps, step=trainer.step, epoch=trainer.epoch,
                          epochs=trainer.config.epochs)

@@ -6,10 +6,17 @@
     st.session_state["memo"]        a small LRU of view results and their figures, keyed by the model and the inputs
     st.session_state["live_history"]  the live curve's records of the run being trained, read incrementally:
                                     {"path", "offset", "records"} or None
+    st.session_state["space"]       this session's `vae_tfp.spaces.Space`: its runs root, its data root, and what it
+                                    may do with each run (local mode: the one runs folder, as always; shared mode:
+                                    the private space of the key in the page's address, ?space=...)
+    st.session_state["settings"]    the server's `vae_tfp.settings.Settings` (mode and limits), read when the session
+                                    starts, and "settings_warnings" about values that could not be used
+    st.session_state["opened"]      the published runs this session opened by link ("published:<id>")
 
 Models live in session state, so two browser sessions never see or disturb each other's models; only read-only
-data sets are shared between sessions (`st.cache_resource`). Memory stays flat: one job, one loaded run and a
-bounded memo per session. Nothing here imports TensorFlow at module level.
+built-in data sets are shared between sessions (`st.cache_resource`); an uploaded data set or a run's carried test
+split is cached for its session only. Memory stays flat: one job, one loaded run and a bounded memo per session.
+Nothing here imports TensorFlow at module level.
 """
 
 import gc
@@ -18,11 +25,14 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import streamlit as st
 
 from dashboard.jobs import keep_keras_state
-from vae_tfp.runs import get_run, list_runs, runs_root
+from vae_tfp import spaces
+from vae_tfp.datasets import uploads
+from vae_tfp.settings import read_settings
 
 MEMO_SIZE = 48  # view results and the figures built from them
 NO_RUN = "—"
@@ -33,18 +43,56 @@ def sync_mode() -> bool:
     return os.environ.get(SYNC_ENV) == "1"
 
 
+SPACE_KEY, PUBLISHED_KEY = "space", "pub"  # query parameters: this session's space key, a published run's id
+
+
 def root():
-    return runs_root()
+    """This session's runs root (local mode: the runs folder, $VAE_TFP_RUNS or ./runs)."""
+    return space().runs_root
+
+
+def space() -> spaces.Space:
+    return st.session_state["space"]
+
+
+def settings():
+    return st.session_state["settings"]
+
+
+def _secrets() -> dict:
+    try:
+        return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
+    except Exception:  # noqa: BLE001 - unreadable secrets count as none
+        return {}
 
 
 def init() -> None:
     ss = st.session_state
     for key, value in (("job", None), ("follow_job", False), ("loaded", None), ("link_warnings", []),
-                       ("flash", []), ("live_history", None)):
+                       ("flash", []), ("live_history", None), ("opened", [])):
         if key not in ss:
             ss[key] = value
     if "memo" not in ss:
         ss["memo"] = OrderedDict()
+    if "space" not in ss:
+        ss["settings"], ss["settings_warnings"] = read_settings(os.environ, _secrets())
+        ss["space"] = _open_space(ss["settings"])
+
+
+def _open_space(server) -> spaces.Space:
+    """Local mode: the one runs folder. Shared mode: the space of the key in the address, or a new key put there
+    (a reload keeps the address, so the session comes back to its space)."""
+    if not server.shared:
+        return spaces.open_space(server)
+    key = st.query_params.get(SPACE_KEY)
+    if spaces.valid_key(key):
+        return spaces.open_space(server, key)
+    if key is not None:
+        st.session_state["flash"].append(("warning", "The space key in this address is not valid; this session "
+                                                     "has a new, empty space."))
+    key = spaces.new_key()
+    st.query_params[SPACE_KEY] = key
+    return spaces.open_space(server, key)
 
 
 def prewarm() -> None:
@@ -90,18 +138,67 @@ def _prewarm_thread():
     return thread
 
 
-# --- shared read-only data -------------------------------------------------------------------------------------------
-@st.cache_resource(max_entries=3, show_spinner="Loading the data set…")
+# --- data -------------------------------------------------------------------------------------------------------
 def dataset(name: str, seed: int = 0):
-    """A built-in data set (numpy only; shared read-only between sessions)."""
+    """A data set by the name a config gives it: built in (shared read-only between sessions), or an upload of this
+    session (cached for this session only)."""
+    if uploads.is_upload(name):
+        path = space().dataset_path(name)
+        return _file_dataset(str(path), path.stat().st_mtime_ns if path.exists() else 0, name)
+    return _builtin_dataset(name, seed)
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the data set…")
+def _builtin_dataset(name: str, seed: int = 0):
     from vae_tfp.data import load
 
     return load(name, seed=seed)
 
 
-def prepared(config):
-    """(Dataset, Prepared) for a config, as the trainer prepares them (shared read-only between sessions)."""
-    return _prepared(config.dataset, config.likelihood, config.binarization, config.seed)
+@st.cache_resource(max_entries=2, scope="session", show_spinner="Loading your data set…")
+def _file_dataset(path: str, mtime: int, name: str):
+    """An upload (by its path, which holds the space's folder) or a run's carried test split, for this session."""
+    if Path(path).name == uploads.TEST_DATA:
+        return uploads.read_test_split(Path(path), name)
+    return uploads.load(Path(path).parent, name)
+
+
+def _source(config, run=None) -> tuple:
+    """Where a config's data comes from: ("builtin", name), or ("file", path, mtime) for the test split a run
+    carries or an upload of this session. SpaceError for data this server does not read (a path, in shared mode)."""
+    carried = None if run is None else run.path / uploads.TEST_DATA
+    if carried is not None and carried.is_file():
+        return "file", str(carried), carried.stat().st_mtime_ns
+    if uploads.is_upload(config.dataset):
+        path = space().dataset_path(config.dataset)
+        return "file", str(path), path.stat().st_mtime_ns if path.exists() else 0
+    if settings().shared and not _builtin(config.dataset):
+        raise spaces.SpaceError(f"the data set {config.dataset!r} is not one this server reads")
+    return ("builtin", config.dataset)
+
+
+def _builtin(name: str) -> bool:
+    from vae_tfp.data import DATASETS
+
+    return name in DATASETS
+
+
+def prepared(config, run=None):
+    """(Dataset, Prepared) for a config (and the run it belongs to: the test split a run carries wins), as the
+    trainer prepares them. Built-in data is shared read-only between sessions, the rest cached per session."""
+    source = _source(config, run)
+    if source[0] == "builtin":
+        return _prepared(config.dataset, config.likelihood, config.binarization, config.seed)
+    return _prepared_file(source[1], source[2], config.dataset, config.likelihood, config.binarization, config.seed)
+
+
+@st.cache_resource(max_entries=2, scope="session", show_spinner="Preparing the data…")
+def _prepared_file(path: str, mtime: int, name: str, likelihood: str, binarization: str, seed: int):
+    from vae_tfp.config import RunConfig
+    from vae_tfp.explain.data import prepared_data
+
+    config = RunConfig(dataset=name, likelihood=likelihood, binarization=binarization, seed=seed)
+    return prepared_data(config, dataset=_file_dataset(path, mtime, name))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Preparing the data…")
@@ -167,7 +264,7 @@ def active() -> Active:
     if not name or name == NO_RUN:
         return Active("none", "No model yet: press **Train** in the sidebar, or pick a saved run there.")
     try:
-        run = get_run(name, root())
+        run = space().run(name)
     except ValueError as err:
         return Active("error", str(err))
     if not run.has_weights():
@@ -182,7 +279,7 @@ def active() -> Active:
                 load_tensorflow()
                 config = run.config()
                 model = load_model(run)
-                data_set, data = prepared(config)
+                data_set, data = prepared(config, run)
         except Exception as err:  # noqa: BLE001 - a broken or foreign run: say so
             return Active("error", f"Run **{name}** cannot be shown here: {type(err).__name__}: {err}")
         loaded = {"key": key, "model": model, "dataset": data_set, "data": data, "info": run.data_info()}
@@ -192,7 +289,19 @@ def active() -> Active:
 
 
 def saved_runs() -> list[dict]:
-    return list_runs(root())
+    """This session's own runs (local mode: every run in the runs folder)."""
+    return space().runs()
+
+
+def opened_runs() -> list[dict]:
+    """The published runs this session opened by link, as picker rows (a withdrawn one is left out)."""
+    rows = []
+    for ref in st.session_state.get("opened", []):
+        try:
+            rows.append(space().published_row(ref))
+        except ValueError:
+            continue
+    return rows
 
 
 def ready() -> "Active | None":
