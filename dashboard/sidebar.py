@@ -23,6 +23,7 @@ from dashboard.jobs import TrainingJob
 from vae_tfp import budget, families, sharing, spaces
 from vae_tfp import config as C
 from vae_tfp.config import RunConfig
+from vae_tfp.datasets.user import megabytes
 
 VIEW_KEY, IMAGE_KEY, RUN_KEY = "view", "img", "run"  # query parameters owned by the views / the run picker
 NOT_CONFIG = (VIEW_KEY, IMAGE_KEY, RUN_KEY, state.SPACE_KEY, state.PUBLISHED_KEY)
@@ -231,8 +232,8 @@ def _upload() -> None:
     cap = min(sharing.MAX_BUNDLE_BYTES, state.settings().upload_limits().max_file_bytes)
     if upload.size > cap:
         st.session_state["flash"] = [("error", f"**{upload.name}** was not opened: the file is "
-                                               f"{upload.size / 2**20:.1f} MB; this server takes at most "
-                                               f"{cap / 2**20:.0f} MB per bundle.")]
+                                               f"{megabytes(upload.size)}; this server takes at most "
+                                               f"{megabytes(cap)} per bundle.")]
         return
     if not _room_for_a_run():
         return

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import state
-from vae_tfp.datasets.user import UserDataError, dataset_from_upload
+from vae_tfp.datasets.user import UserDataError, dataset_from_upload, megabytes
 
 COUNTER = "data_upload_n"  # the uploader's key is data_upload_<n>; n grows after each upload
 
@@ -33,8 +33,8 @@ def render() -> None:
                               "floats in [0, 1], or integers below a declared 'levels'). Or a zip of equally sized PNG "
                               "images: at its top (no labels) or one folder per class (the folder is the label). "
                               "Nothing is unpickled or executed.")
-        st.caption(f"At most {limits.max_file_bytes / 2**20:.0f} MB per file, {limits.max_examples:,} examples and "
-                   f"{limits.max_dataset_bytes / 2**20:.0f} MB in memory (float32)"
+        st.caption(f"At most {megabytes(limits.max_file_bytes)} per file, {limits.max_examples:,} examples and "
+                   f"{megabytes(limits.max_dataset_bytes)} in memory (float32)"
                    + (" · private to your space" if state.space().shared else "") + ".")
         for row in held:
             c1, c2 = st.columns([3, 1])
@@ -51,8 +51,8 @@ def _uploaded(key: str) -> None:
         return
     limits = state.settings().upload_limits()
     if upload.size > limits.max_file_bytes:  # before reading it
-        ss["flash"] = [("error", f"**{upload.name}** was not added: the file is {upload.size / 2**20:.1f} MB; this "
-                                 f"server takes at most {limits.max_file_bytes / 2**20:.0f} MB per upload.")]
+        ss["flash"] = [("error", f"**{upload.name}** was not added: the file is {megabytes(upload.size)}; this "
+                                 f"server takes at most {megabytes(limits.max_file_bytes)} per upload.")]
         return
     try:
         with st.spinner(f"Checking {upload.name}…"):

@@ -23,6 +23,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -230,7 +231,8 @@ def read_test_split(source, name: str, *, max_bytes: int = MAX_TEST_DATA_BYTES) 
 
 def carried_name(dataset_name: str) -> str:
     """`bundle:<name>`: how a run whose data it carries names it (from `upload:faces`, `/home/me/faces.npz`, ...)."""
-    stem = dataset_name.split(":", 1)[1] if ":" in dataset_name else Path(dataset_name.rstrip("/\\")).stem
+    stem = re.split(r"[/\\:]", dataset_name.rstrip("/\\"))[-1]
+    stem = stem[:-4] if stem.lower().endswith(".npz") else stem
     try:
         stem = _plain(stem)[:60]
     except ValueError:

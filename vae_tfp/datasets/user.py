@@ -66,8 +66,11 @@ def resolve_path(path: str | Path) -> Path:
 # ---------------------------------------------------------------- shared validation
 
 def _check_array(x: np.ndarray, what: str) -> None:
-    check_numeric(x, what)
-    check_finite(x, what)
+    try:
+        check_numeric(x, what)
+        check_finite(x, what)
+    except ValueError as err:
+        raise UserDataError(str(err)) from None
     if x.ndim not in (2, 3, 4):
         raise UserDataError(
             f"{what} has {x.ndim} dimension(s) (shape {x.shape}); allowed are 2-D [n, D] points, "
@@ -129,7 +132,11 @@ def build_user_dataset(name: str, source: str, x_train: np.ndarray, x_test: np.n
             f"Too few examples: {len(x_train)} train and {len(x_test)} test; need at least "
             f"{min_train} training examples and 1 test example."
         )
-    labels = [None if y is None else integer_labels(y, what) for y, what in ((y_train, "y_train"), (y_test, "y_test"))]
+    try:
+        labels = [None if y is None else integer_labels(y, what)
+                  for y, what in ((y_train, "y_train"), (y_test, "y_test"))]
+    except ValueError as err:
+        raise UserDataError(str(err)) from None
     for y, x, what in ((labels[0], x_train, "y_train"), (labels[1], x_test, "y_test")):
         if y is not None and len(y) != len(x):
             raise UserDataError(f"{what} has {len(y)} labels but there are {len(x)} examples.")
@@ -157,8 +164,11 @@ def _split(x: np.ndarray, y: np.ndarray | None):
 
 # ---------------------------------------------------------------- zip members (an .npz is a zip too)
 
-def _megabytes(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 / 10 else f"{n:,} bytes"
+def megabytes(n: int) -> str:
+    """A size in words: "80 MB", "1.5 MB", "2,000 bytes"."""
+    if n < 2**20 / 10:
+        return f"{n:,} bytes"
+    return f"{n / 2**20:.1f}".rstrip("0").rstrip(".") + " MB"
 
 
 def open_zip(source, label: str, what: str) -> zipfile.ZipFile:
@@ -191,7 +201,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, label: st
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError) as err:
         raise UserDataError(f"{info.filename!r} in {label} cannot be read: {err}.") from None
     if len(blob) > cap:
-        raise UserDataError(f"{info.filename!r} in {label} unpacks to more than {_megabytes(cap)}; refused "
+        raise UserDataError(f"{info.filename!r} in {label} unpacks to more than {megabytes(cap)}; refused "
                             "(a decompression bomb?).")
     return blob
 
@@ -212,7 +222,7 @@ def npz_arrays(zf: zipfile.ZipFile, label: str, max_unpacked: int) -> tuple[dict
                                 "numpy.savez holds only <name>.npy members.")
     total = sum(info.file_size for info in infos)
     if total > max_unpacked:
-        raise UserDataError(f"{label} unpacks to {_megabytes(total)}; the limit is {_megabytes(max_unpacked)}.")
+        raise UserDataError(f"{label} unpacks to {megabytes(total)}; the limit is {megabytes(max_unpacked)}.")
     keys = [info.filename[:-4] for info in infos]
     if len(keys) != len(set(keys)):
         raise UserDataError(f"{label} holds the same array name twice.")
@@ -239,8 +249,8 @@ def _npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, label: str
                             "(store plain numeric arrays).")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if nbytes > info.file_size:
-        raise UserDataError(f"Array {key!r} in {label} declares shape {tuple(shape)} ({_megabytes(nbytes)}), more "
-                            f"than its member holds ({_megabytes(info.file_size)}); refused (a decompression "
+        raise UserDataError(f"Array {key!r} in {label} declares shape {tuple(shape)} ({megabytes(nbytes)}), more "
+                            f"than its member holds ({megabytes(info.file_size)}); refused (a decompression "
                             "bomb or a damaged file).")
     try:
         with zf.open(info) as f:
@@ -433,8 +443,8 @@ def dataset_from_png_zip(data: bytes, name: str, limits, label: str = "the zip")
                                 f"{limits.max_examples:,} examples per data set.")
         total = sum(info.file_size for info, _ in members)
         if total > limits.max_unpacked_bytes:
-            raise UserDataError(f"{label} unpacks to {_megabytes(total)}; the limit is "
-                                f"{_megabytes(limits.max_unpacked_bytes)}.")
+            raise UserDataError(f"{label} unpacks to {megabytes(total)}; the limit is "
+                                f"{megabytes(limits.max_unpacked_bytes)}.")
         cap = min(limits.max_unpacked_bytes, max(limits.max_image_pixels * 8, 2**20))  # one PNG's file
         images = [(info.filename, io.BytesIO(_read_member(zf, info, cap, label))) for info, _ in members]
     labels = None if classes is None else [k for _, k in members]
@@ -458,26 +468,27 @@ def check_dataset_size(ds: Dataset, limits, label: str) -> None:
     nbytes = 4 * n * int(np.prod(ds.event_shape))
     if nbytes > limits.max_dataset_bytes:
         raise UserDataError(f"{label} holds {n:,} examples of shape {list(ds.event_shape)}: "
-                            f"{_megabytes(nbytes)} as float32; this server takes at most "
-                            f"{_megabytes(limits.max_dataset_bytes)} per data set.")
+                            f"{megabytes(nbytes)} as float32; this server takes at most "
+                            f"{megabytes(limits.max_dataset_bytes)} per data set.")
 
 
 def dataset_from_upload(data: bytes, filename: str, limits, name: str | None = None) -> Dataset:
     """An uploaded file (bytes) as a validated data set: an .npz (arrays) or a zip of PNG images, told apart by
     what the zip holds. Every refusal is a UserDataError whose message names the file, what was wrong and what is
-    allowed; the file's size is checked first ("the file is 80.0 MB; this server takes at most 50 MB")."""
+    allowed; the file's size is checked first ("the file is 80 MB; this server takes at most 50 MB"). A file named
+    .npz, or a zip holding .npy arrays, is read as an .npz; any other zip as PNG images."""
     label = repr(filename)
     if not isinstance(data, (bytes, bytearray)):
         raise UserDataError(f"{label} is not a file's bytes.")
     if len(data) > limits.max_file_bytes:
-        raise UserDataError(f"The file {label} is {_megabytes(len(data))}; this server takes at most "
-                            f"{limits.max_file_bytes / 2**20:.0f} MB per upload.")
+        raise UserDataError(f"The file {label} is {megabytes(len(data))}; this server takes at most "
+                            f"{megabytes(limits.max_file_bytes)} per upload.")
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise UserDataError(f"{label} is neither an .npz file nor a zip of PNG images (it is not a zip archive). "
                             "Save arrays with numpy.savez, or zip a folder of PNG images.")
     with open_zip(io.BytesIO(data), label, "a zip archive") as zf:
         names = [i.filename for i in zf.infolist() if not _ignored(i.filename)]
-    is_npz = bool(names) and all(n.endswith(".npy") for n in names)
+    is_npz = filename.lower().endswith(".npz") or any(n.endswith(".npy") for n in names)
     name = name or Path(filename).stem
     ds = (dataset_from_npz_bytes(data, name, limits, label) if is_npz
           else dataset_from_png_zip(data, name, limits, label))
