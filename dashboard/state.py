@@ -143,9 +143,13 @@ def dataset(name: str, seed: int = 0):
     """A data set by the name a config gives it: built in (shared read-only between sessions), or an upload of this
     session (cached for this session only)."""
     if uploads.is_upload(name):
-        path = space().dataset_path(name)
-        return _file_dataset(str(path), path.stat().st_mtime_ns if path.exists() else 0, name)
+        return _file_dataset(*_stamped(str(space().dataset_path(name))), name)
     return _builtin_dataset(name, seed)
+
+
+def _stamped(path: str) -> tuple[str, int]:
+    """(path, its modification time): a file's cache key, so a replaced file is read again."""
+    return path, Path(path).stat().st_mtime_ns if Path(path).exists() else 0
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the data set…")
@@ -163,33 +167,14 @@ def _file_dataset(path: str, mtime: int, name: str):
     return uploads.load(Path(path).parent, name)
 
 
-def _source(config, run=None) -> tuple:
-    """Where a config's data comes from: ("builtin", name), or ("file", path, mtime) for the test split a run
-    carries or an upload of this session. SpaceError for data this server does not read (a path, in shared mode)."""
-    carried = None if run is None else run.path / uploads.TEST_DATA
-    if carried is not None and carried.is_file():
-        return "file", str(carried), carried.stat().st_mtime_ns
-    if uploads.is_upload(config.dataset):
-        path = space().dataset_path(config.dataset)
-        return "file", str(path), path.stat().st_mtime_ns if path.exists() else 0
-    if settings().shared and not _builtin(config.dataset):
-        raise spaces.SpaceError(f"the data set {config.dataset!r} is not one this server reads")
-    return ("builtin", config.dataset)
-
-
-def _builtin(name: str) -> bool:
-    from vae_tfp.data import DATASETS
-
-    return name in DATASETS
-
-
 def prepared(config, run=None):
     """(Dataset, Prepared) for a config (and the run it belongs to: the test split a run carries wins), as the
-    trainer prepares them. Built-in data is shared read-only between sessions, the rest cached per session."""
-    source = _source(config, run)
-    if source[0] == "builtin":
+    trainer prepares them. Built-in data is shared read-only between sessions, the rest cached per session.
+    SpaceError for data this server does not read."""
+    kind, where = space().data_source(config, run)
+    if kind == "builtin":
         return _prepared(config.dataset, config.likelihood, config.binarization, config.seed)
-    return _prepared_file(source[1], source[2], config.dataset, config.likelihood, config.binarization, config.seed)
+    return _prepared_file(*_stamped(where), config.dataset, config.likelihood, config.binarization, config.seed)
 
 
 @st.cache_resource(max_entries=2, scope="session", show_spinner="Preparing the data…")

@@ -6,7 +6,8 @@ examples, size in memory, pixels per image, what the zip holds); every refusal i
 title. Streamlit's own cap (`server.maxUploadSize` in .streamlit/config.toml) is the transport limit, set above this
 server's upload cap, so a file that is too large reaches this code and is named with its size and the cap ("the file
 is 80.0 MB; this server takes at most 50 MB") instead of only a red icon; the widget accepts any file type for the
-same reason. After each upload the widget is replaced by a fresh one, so the file's bytes do not stay in memory.
+same reason; Streamlit's own note of its transport cap under the widget is hidden, the caption states the cap that
+applies. After each upload the widget is replaced by a fresh one, so the file's bytes do not stay in memory.
 """
 
 from pathlib import Path
@@ -23,9 +24,18 @@ def uploader_key() -> str:
     return f"data_upload_{st.session_state.get(COUNTER, 0)}"
 
 
+# Streamlit writes its transport cap ("256MB per file") under every uploader; the cap that applies is this server's,
+# stated in the caption, so that note is hidden for the uploaders here (if the selector stops matching, it shows again)
+HIDE_TRANSPORT_CAP = """<style>
+[class*="st-key-data_upload_"] [data-testid="stFileUploaderDropzoneInstructions"],
+.st-key-bundle_upload [data-testid="stFileUploaderDropzoneInstructions"] {display: none;}
+</style>"""
+
+
 def render() -> None:
     limits = state.settings().upload_limits()
     held = state.space().datasets()
+    st.html(HIDE_TRANSPORT_CAP)
     with st.expander("Your own data (.npz or a zip of PNGs)", expanded=False):
         st.file_uploader("Upload a data set", key=uploader_key(), on_change=_uploaded, args=(uploader_key(),),
                          help="An .npz with arrays x_train and x_test (optional y_train, y_test, levels), or a single "
@@ -37,9 +47,9 @@ def render() -> None:
                    f"{megabytes(limits.max_dataset_bytes)} in memory (float32)"
                    + (" · private to your space" if state.space().shared else "") + ".")
         for row in held:
-            c1, c2 = st.columns([3, 1])
-            c1.caption(row["description"])
-            c2.button("Remove", key=f"remove_{row['label']}", on_click=_remove, args=(row["name"],),
+            st.caption(row["description"])
+            st.button(f"Remove {row['label']}", key=f"remove_{row['label']}", on_click=_remove, args=(row["name"],),
+                      width="stretch",
                       help="Delete this data set (runs trained on it can no longer be shown or resumed here).")
 
 

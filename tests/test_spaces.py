@@ -106,6 +106,7 @@ def test_the_readme_documents_every_setting():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert S.table() in readme  # the table as `python -m vae_tfp.settings` prints it: every variable, both defaults
     for option in S.OPTIONS.values():
         assert f"`{option.env}`" in readme, option.env
 

@@ -45,21 +45,10 @@ def faces_npz(n=60) -> bytes:
     return buffer.getvalue()
 
 
-def uploader(at: AppTest):
-    return [u for u in at.sidebar.get("file_uploader") if u.proto.id and "data_upload_" in u.proto.id][0]
-
-
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    key = [k for k in ("data_upload_%d" % i for i in range(50)) if _has(at, k)][0]
-    return at.sidebar.file_uploader(key=key).set_value((name, data, "application/octet-stream")).run()
-
-
-def _has(at: AppTest, key: str) -> bool:
-    try:
-        at.sidebar.file_uploader(key=key)
-        return True
-    except KeyError:
-        return False
+    """Put a file into the data uploader (its key grows after each upload: data_upload_<n>)."""
+    n = at.session_state["data_upload_n"] if "data_upload_n" in at.session_state else 0
+    return at.sidebar.file_uploader(key=f"data_upload_{n}").set_value((name, data, "application/octet-stream")).run()
 
 
 def train(at: AppTest, epochs=1) -> AppTest:

@@ -78,8 +78,8 @@ OPTIONS: dict[str, Option] = {
                                    "queued", None, 1),
     "max_epochs": Option("VAE_TFP_MAX_EPOCHS", "epochs of one training", None, 200),
     "max_latent_dim": Option("VAE_TFP_MAX_LATENT", "latent dimension", None, 32),
-    "max_upload_mb": Option("VAE_TFP_MAX_UPLOAD_MB", "size of one uploaded file in MB (Streamlit's "
-                            "server.maxUploadSize must be at least this)", 200, 50),
+    "max_upload_mb": Option("VAE_TFP_MAX_UPLOAD_MB", "size of one uploaded file in MB (keep Streamlit's "
+                            "server.maxUploadSize above it)", 200, 50),
     "max_examples": Option("VAE_TFP_MAX_EXAMPLES", "examples in an uploaded data set", 1_000_000, 20_000),
     "max_dataset_mb": Option("VAE_TFP_MAX_DATASET_MB", "an uploaded data set's size in memory (float32) in MB", 2048,
                              64),

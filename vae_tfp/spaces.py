@@ -224,24 +224,36 @@ class Space:
     def remove_dataset(self, name: str) -> None:
         uploads.delete(self.data_root, name)
 
+    def data_source(self, config, run: Run | None = None) -> tuple[str, str]:
+        """Where the data of a config (of `run`) comes from: ("carried", path) for the test split a run carries,
+        ("upload", path) for an upload of this session, ("builtin", name). A path names a file of this space or of
+        the run; SpaceError for a data set this server does not read (a path, in shared mode)."""
+        if run is not None and (run.path / uploads.TEST_DATA).is_file():
+            return "carried", str(run.path / uploads.TEST_DATA)
+        if uploads.is_upload(config.dataset):
+            return "upload", str(self.dataset_path(config.dataset))
+        from vae_tfp.data import DATASETS
+
+        if config.dataset not in DATASETS and (self.shared or uploads.is_bundled(config.dataset)):
+            raise SpaceError(f"the data set {config.dataset!r} is not one this server reads"
+                             + (f" (run {run.name!r})" if run is not None else ""))
+        return "builtin", config.dataset
+
     def run_dataset(self, run: Run):
         """The data a run's views need (raw, before the likelihood's conversion): the test split the run carries,
         an upload of this session, or a built-in data set. SpaceError when it cannot be had here."""
         config = run.config()
-        carried = run.path / uploads.TEST_DATA
-        if carried.is_file():
-            return uploads.read_test_split(carried, config.dataset)
-        if uploads.is_upload(config.dataset):
+        kind, where = self.data_source(config, run)
+        if kind == "carried":
+            return uploads.read_test_split(Path(where), config.dataset)
+        if kind == "upload":
             try:
                 return self.load_dataset(config.dataset)
             except ValueError as err:
                 raise SpaceError(f"run {run.name!r} was trained on {config.dataset!r}: {err}") from None
-        from vae_tfp.data import DATASETS, load
+        from vae_tfp.data import load
 
-        if config.dataset not in DATASETS and self.shared:
-            raise SpaceError(f"run {run.name!r} names the data set {config.dataset!r}, which this server does not "
-                             "read")
-        return load(config.dataset, seed=config.seed)
+        return load(where, seed=config.seed)
 
     def export_bundle(self, ref: str) -> bytes:
         from vae_tfp.sharing import export_bundle
