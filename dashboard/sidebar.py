@@ -15,6 +15,7 @@ key (?space=...), so the setup is shared through a link without it. Nothing here
 paints before it has loaded).
 """
 
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -23,6 +24,7 @@ from dashboard.jobs import TrainingJob
 from vae_tfp import budget, families, sharing, spaces
 from vae_tfp import config as C
 from vae_tfp.config import RunConfig
+from vae_tfp.datasets.uploads import is_upload
 from vae_tfp.datasets.user import megabytes
 
 VIEW_KEY, IMAGE_KEY, RUN_KEY = "view", "img", "run"  # query parameters owned by the views / the run picker
@@ -57,13 +59,13 @@ def fit_report(dataset_name: str, likelihood: str, binarization: str) -> tuple[s
     """(level, message, note): how the data is turned into what `likelihood` models, and whether that fits.
     level is "" (fits), "info" (fits after a conversion worth knowing) or "error" (does not fit); the words come from
     `vae_tfp.explain.advice`, which the command line shares."""
-    source = str(state.space().dataset_path(dataset_name)) if dataset_name.startswith("upload:") else ""
+    source = state.stamped(str(state.space().dataset_path(dataset_name))) if is_upload(dataset_name) else ()
     return _fit_report(dataset_name, source, likelihood, binarization)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _fit_report(dataset_name: str, source: str, likelihood: str, binarization: str) -> tuple[str, str, str]:
-    """`source`: the upload's file (part of the cache key: two sessions' uploads may share a name)."""
+def _fit_report(dataset_name: str, source: tuple, likelihood: str, binarization: str) -> tuple[str, str, str]:
+    """`source`: an upload's (file, time) (part of the cache key: two sessions' uploads may share a name)."""
     from vae_tfp.explain.advice import fit_report as advice
 
     level, message, note = advice(state.dataset(dataset_name), likelihood, binarization)
@@ -378,7 +380,7 @@ def _link_note(config) -> None:
     if config is not None:
         with st.expander("Share the setup only"):
             st.caption("This link opens the same setup in the other person's own space (no key, no runs):")
-            query = "&".join(f"{k}={v}" for k, v in sharing.config_to_query(config).items())
+            query = urlencode(sharing.config_to_query(config))
             st.code(f"{st.context.url or ''}{'?' + query if query else ''}", language=None)
 
 

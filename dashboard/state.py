@@ -143,11 +143,11 @@ def dataset(name: str, seed: int = 0):
     """A data set by the name a config gives it: built in (shared read-only between sessions), or an upload of this
     session (cached for this session only)."""
     if uploads.is_upload(name):
-        return _file_dataset(*_stamped(str(space().dataset_path(name))), name)
+        return _file_dataset(*stamped(str(space().dataset_path(name))), name)
     return _builtin_dataset(name, seed)
 
 
-def _stamped(path: str) -> tuple[str, int]:
+def stamped(path: str) -> tuple[str, int]:
     """(path, its modification time): a file's cache key, so a replaced file is read again."""
     return path, Path(path).stat().st_mtime_ns if Path(path).exists() else 0
 
@@ -174,7 +174,7 @@ def prepared(config, run=None):
     kind, where = space().data_source(config, run)
     if kind == "builtin":
         return _prepared(config.dataset, config.likelihood, config.binarization, config.seed)
-    return _prepared_file(*_stamped(where), config.dataset, config.likelihood, config.binarization, config.seed)
+    return _prepared_file(*stamped(where), config.dataset, config.likelihood, config.binarization, config.seed)
 
 
 @st.cache_resource(max_entries=2, scope="session", show_spinner="Preparing the data…")

@@ -83,6 +83,8 @@ def test_two_sessions_cannot_see_each_others_runs_or_data(server):
     b = app()
     key_a, key_b = a.query_params["space"], b.query_params["space"]
     assert key_a != key_b and len(key_a) == 32
+    setup_link = texts(a.sidebar.code)  # "Share the setup only": the setup without the space key
+    assert "dataset=upload%3Afaces" in setup_link and "epochs=1" in setup_link and key_a not in setup_link
     run = a.session_state["picked_run"]
     assert run.startswith("upload-faces-bernoulli") or run.startswith("faces-bernoulli")
     assert any(run in o for o in picker(a)) and picker(b) == ["— none —"]

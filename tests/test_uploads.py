@@ -212,6 +212,7 @@ def test_uploads_are_kept_under_fresh_names_and_read_back_the_same(tmp_path):
     assert [r["name"] for r in uploads.list_uploads(tmp_path)] == [second]
     with pytest.raises(UserDataError, match="no uploaded data set"):
         uploads.load(tmp_path, first)
+    assert uploads.save(tmp_path, ds, "faces") == "upload:faces-3"  # a removed name is not given out again
 
 
 @pytest.mark.parametrize("name", ["upload:../faces", "upload:/etc/passwd", "upload:a/b", "upload:.."])

@@ -194,9 +194,14 @@ def load(root, name: str) -> Dataset:
 
 
 def delete(root, name: str) -> None:
+    """Remove an uploaded data set. Its description stays behind as a marker that keeps the name taken, so a later
+    upload never gets a name under which runs were trained on other data."""
+    from vae_tfp.runs import atomic_write_json
+
     path = path_of(root, name)
+    if path.with_suffix(".json").exists():
+        atomic_write_json(path.with_suffix(".json"), {"name": UPLOAD_PREFIX + path.stem, "removed": time.time()})
     path.unlink(missing_ok=True)
-    path.with_suffix(".json").unlink(missing_ok=True)
 
 
 # --- the test split a run carries -----------------------------------------------------------------------------------
