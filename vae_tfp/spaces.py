@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vae_tfp.datasets import uploads
-from vae_tfp.runs import Run, atomic_write_json, get_run, list_runs, run_summary, runs_root, safe_name
+from vae_tfp.runs import Run, atomic_write_json, get_run, list_runs, run_summary, runs_root
 from vae_tfp.settings import Settings
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -395,7 +395,3 @@ def enforce_disk_limit(settings: Settings, keep=(), *, grace_s: float = 900.0, n
         report.used_bytes -= sizes[path]
         report.removed.append(str(path))
     return report
-
-
-__all__ = ["Access", "DiskReport", "Space", "SpaceError", "enforce_disk_limit", "new_key", "open_space",
-           "published_ref", "safe_name"]
