@@ -21,9 +21,10 @@ def render() -> None:
 
 
 def header() -> None:
-    """Title, explanation and messages: no data set is needed, so this paints first."""
+    """Title, explanation, this server's note and messages: no data set is needed, so this paints first."""
     st.title("vae-tfp · variational autoencoders, inspected")
     st.markdown(EXPLANATION)
+    server_note()
     for level, text in st.session_state.get("flash", []):
         getattr(st, level)(text)
     st.session_state["flash"] = []
@@ -33,6 +34,21 @@ def header() -> None:
         if st.button("Dismiss", key="dismiss_link_warnings"):
             st.session_state["link_warnings"] = []
             st.rerun()
+
+
+def server_note() -> None:
+    """Shared mode: whose runs this page shows and the limits that apply (`vae_tfp.settings`); any setting the
+    operator gave that could not be used."""
+    server = state.settings()
+    for warning in st.session_state.get("settings_warnings") or []:
+        st.warning(f"Server setting ignored: {warning}")
+    if not server.shared:
+        return
+    st.caption("**Shared server.** Your runs and uploaded data live in a private space that this page's address "
+               "opens (it holds your space key): keep the address to come back. Others see a run only when you "
+               "publish it, as a read-only link.")
+    with st.expander("This server's limits"):
+        st.markdown("\n".join(f"- {line}" for line in server.describe()))
 
 
 def preview() -> None:

@@ -1,8 +1,8 @@
 """The dashboard's side of the job layer (no streamlit here): which backend serves this server, and what happens to
 a session's jobs when the session ends.
 
-    backend = make_backend()                   # LocalBackend (worker processes) with limits from the environment;
-                                               # InlineBackend with VAE_TFP_DASHBOARD_SYNC=1 (tests: no processes)
+    backend = make_backend(backend_kind(), settings.job_limits())   # LocalBackend (worker processes); InlineBackend
+                                               # with VAE_TFP_DASHBOARD_SYNC=1 (tests: no processes)
     reaper = SessionReaper(backend)            # or SessionReaper() and reaper.backend = ... once there is one
     reaper.released("owner-id", grace=120)     # the session's connection closed: in 120 s drop its queued jobs
                                                # and stop its running ones (each keeps its model)
@@ -11,46 +11,21 @@ a session's jobs when the session ends.
 Pages only use the `vae_tfp.jobs.JobBackend` interface (submit, status, stop, list); `dashboard.state` keeps one
 backend per server process (`st.cache_resource`), so its workers outlive reruns and sessions.
 
-Limits (`vae_tfp.jobs.JobLimits`) come from the environment: VAE_TFP_MAX_JOBS (trainings at once = worker
-processes; default one per two cores), VAE_TFP_MAX_QUEUE (trainings waiting; default 16), VAE_TFP_MAX_JOBS_PER_SESSION
-(default 2); "none" means no limit (not for VAE_TFP_MAX_JOBS).
+The limits (`vae_tfp.jobs.JobLimits`: trainings at once = worker processes, trainings waiting, trainings per
+session) are the server's settings (`vae_tfp.settings`: VAE_TFP_MAX_JOBS, VAE_TFP_MAX_QUEUE,
+VAE_TFP_MAX_JOBS_PER_SESSION, from the environment or `.streamlit/secrets.toml`).
 """
 
 import os
 import threading
 
-from vae_tfp.jobs import InlineBackend, JobBackend, JobLimits, LocalBackend, default_running
+from vae_tfp.jobs import InlineBackend, JobBackend, JobLimits, LocalBackend
 
 SYNC_ENV = "VAE_TFP_DASHBOARD_SYNC"  # "1": jobs train inside submit(), in the page's thread (AppTest)
-LIMIT_ENV = {"max_running": "VAE_TFP_MAX_JOBS", "max_queued": "VAE_TFP_MAX_QUEUE",
-             "max_per_session": "VAE_TFP_MAX_JOBS_PER_SESSION"}
-DEFAULT_QUEUE, DEFAULT_PER_SESSION = 16, 2
 
 
 def backend_kind(environ=os.environ) -> str:
     return "inline" if environ.get(SYNC_ENV) == "1" else "local"
-
-
-def limits_from_env(environ=os.environ) -> JobLimits:
-    """JobLimits from VAE_TFP_MAX_JOBS / VAE_TFP_MAX_QUEUE / VAE_TFP_MAX_JOBS_PER_SESSION; ValueError naming the
-    variable for a value that is not a whole number (or "none")."""
-    values = {"max_running": default_running(), "max_queued": DEFAULT_QUEUE, "max_per_session": DEFAULT_PER_SESSION}
-    for name, var in LIMIT_ENV.items():
-        raw = environ.get(var)
-        if raw is None or raw.strip() == "":
-            continue
-        if raw.strip().lower() == "none" and name != "max_running":
-            values[name] = None
-            continue
-        try:
-            values[name] = int(raw)
-        except ValueError:
-            raise ValueError(f"{var}={raw!r} must be a whole number" + (" or 'none'" if name != "max_running"
-                                                                        else "")) from None
-    try:
-        return JobLimits(**values)
-    except ValueError as err:
-        raise ValueError(f"{err} (from {', '.join(LIMIT_ENV.values())})") from None
 
 
 def make_backend(kind: str, limits: JobLimits) -> JobBackend:

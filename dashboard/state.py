@@ -3,6 +3,12 @@
     st.session_state["owner"]        this session's id for the job layer (whose jobs are whose)
     st.session_state["job_id"]       this session's latest training job (an id for `backend()`) or None
     st.session_state["follow_job"]   True while the views show the job's model (False after picking a saved run)
+    st.session_state["space"]        this session's `vae_tfp.spaces.Space`: its runs root, its data root, and what it
+                                     may do with each run (local mode: the one runs folder, as always; shared mode:
+                                     the private space of the key in the page's address, ?space=...)
+    st.session_state["settings"]     the server's `vae_tfp.settings.Settings` (mode and limits), read when the session
+                                     starts, and "settings_warnings" about values that could not be used
+    st.session_state["opened"]       the published runs this session opened by link ("published:<id>")
     session_memory()                 what this session holds in memory: the one loaded run ({"key", "model",
                                      "dataset", "data", "info"}), a small LRU of view results and figures, the live
                                      curve's records read so far. Session-scoped: released when the session ends.
@@ -13,40 +19,85 @@ connection closes, Streamlit releases its session-scoped resources at once (`dis
 `clear_session_caches`): `_session_ended` then drops the loaded model and the memo (memory back now) and asks the
 `SessionReaper` to end the session's jobs once `server.disconnectedSessionTTL` has passed; a session that
 reconnects within that time re-creates its memory on its next run, which cancels the reaper (its jobs go on, its
-model is loaded again from the run directory). Only read-only data sets are shared between sessions. Nothing here
-imports TensorFlow at module level.
+model is loaded again from the run directory). Only read-only built-in data sets are shared between sessions; an
+uploaded data set or a run's carried test split is cached for its session only. Nothing here imports TensorFlow at
+module level.
 """
 
 import gc
 import importlib
+import os
 import secrets
 import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import streamlit as st
 
 from dashboard import jobs
 from dashboard.keras_state import keep_keras_state
+from vae_tfp import spaces
+from vae_tfp.datasets import uploads
 from vae_tfp.jobs import JobStatus
-from vae_tfp.runs import get_run, list_runs, open_run, runs_root
+from vae_tfp.runs import open_run
+from vae_tfp.settings import read_settings
 
 MEMO_SIZE = 48  # view results and the figures built from them
 NO_RUN = "—"
 
 
+SPACE_KEY, PUBLISHED_KEY = "space", "pub"  # query parameters: this session's space key, a published run's id
+
+
 def root():
-    return runs_root()
+    """This session's runs root (local mode: the runs folder, $VAE_TFP_RUNS or ./runs)."""
+    return space().runs_root
+
+
+def space() -> spaces.Space:
+    return st.session_state["space"]
+
+
+def settings():
+    return st.session_state["settings"]
 
 
 def init() -> None:
     ss = st.session_state
-    for key, value in (("job_id", None), ("follow_job", False), ("link_warnings", []), ("flash", [])):
+    for key, value in (("job_id", None), ("follow_job", False), ("link_warnings", []), ("flash", []),
+                       ("opened", [])):
         if key not in ss:
             ss[key] = value
     if "owner" not in ss:
         ss["owner"] = secrets.token_hex(8)
+    if "space" not in ss:
+        ss["settings"], ss["settings_warnings"] = read_settings(os.environ, _secrets())
+        ss["space"] = _open_space(ss["settings"])
+
+
+def _open_space(server) -> spaces.Space:
+    """Local mode: the one runs folder. Shared mode: the space of the key in the address, or a new key put there
+    (a reload keeps the address, so the session comes back to its space)."""
+    if not server.shared:
+        return spaces.open_space(server)
+    key = st.query_params.get(SPACE_KEY)
+    if spaces.valid_key(key):
+        return spaces.open_space(server, key)
+    if key is not None:
+        st.session_state["flash"].append(("warning", "The space key in this address is not valid; this session "
+                                                     "has a new, empty space."))
+    key = spaces.new_key()
+    st.query_params[SPACE_KEY] = key
+    return spaces.open_space(server, key)
+
+
+def _secrets() -> dict:
+    try:
+        return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
+    except Exception:  # noqa: BLE001 - unreadable secrets count as none
+        return {}
 
 
 def owner() -> str:
@@ -65,7 +116,7 @@ def reaper() -> jobs.SessionReaper:
 
 
 def _backend_key() -> tuple:
-    limits = jobs.limits_from_env()
+    limits = read_settings(os.environ, _secrets())[0].job_limits()  # the server's settings (bad values: defaults)
     return jobs.backend_kind(), (limits.max_running, limits.max_queued, limits.max_per_session)
 
 
@@ -208,18 +259,52 @@ def _prewarm_thread():
     return thread
 
 
-# --- shared read-only data -------------------------------------------------------------------------------------------
-@st.cache_resource(max_entries=3, show_spinner="Loading the data set…")
+# --- data -------------------------------------------------------------------------------------------------------
 def dataset(name: str, seed: int = 0):
-    """A built-in data set (numpy only; shared read-only between sessions)."""
+    """A data set by the name a config gives it: built in (shared read-only between sessions), or an upload of this
+    session (cached for this session only)."""
+    if uploads.is_upload(name):
+        return _file_dataset(*stamped(str(space().dataset_path(name))), name)
+    return _builtin_dataset(name, seed)
+
+
+def stamped(path: str) -> tuple[str, int]:
+    """(path, its modification time): a file's cache key, so a replaced file is read again."""
+    return path, Path(path).stat().st_mtime_ns if Path(path).exists() else 0
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the data set…")
+def _builtin_dataset(name: str, seed: int = 0):
     from vae_tfp.data import load
 
     return load(name, seed=seed)
 
 
-def prepared(config):
-    """(Dataset, Prepared) for a config, as the trainer prepares them (shared read-only between sessions)."""
-    return _prepared(config.dataset, config.likelihood, config.binarization, config.seed)
+@st.cache_resource(max_entries=2, scope="session", show_spinner="Loading your data set…")
+def _file_dataset(path: str, mtime: int, name: str):
+    """An upload (by its path, which holds the space's folder) or a run's carried test split, for this session."""
+    if Path(path).name == uploads.TEST_DATA:
+        return uploads.read_test_split(Path(path), name)
+    return uploads.load(Path(path).parent, name)
+
+
+def prepared(config, run=None):
+    """(Dataset, Prepared) for a config (and the run it belongs to: the test split a run carries wins), as the
+    trainer prepares them. Built-in data is shared read-only between sessions, the rest cached per session.
+    SpaceError for data this server does not read."""
+    kind, where = space().data_source(config, run)
+    if kind == "builtin":
+        return _prepared(config.dataset, config.likelihood, config.binarization, config.seed)
+    return _prepared_file(*stamped(where), config.dataset, config.likelihood, config.binarization, config.seed)
+
+
+@st.cache_resource(max_entries=2, scope="session", show_spinner="Preparing the data…")
+def _prepared_file(path: str, mtime: int, name: str, likelihood: str, binarization: str, seed: int):
+    from vae_tfp.config import RunConfig
+    from vae_tfp.explain.data import prepared_data
+
+    config = RunConfig(dataset=name, likelihood=likelihood, binarization=binarization, seed=seed)
+    return prepared_data(config, dataset=_file_dataset(path, mtime, name))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Preparing the data…")
@@ -288,7 +373,7 @@ def active() -> Active:
     if not name or name == NO_RUN:
         return Active("none", "No model yet: press **Train** in the sidebar, or pick a saved run there.")
     try:
-        run = get_run(name, root())
+        run = space().run(name)
     except ValueError as err:
         return Active("error", str(err))
     return _loaded(run)
@@ -311,7 +396,7 @@ def _loaded(run) -> Active:
                 load_tensorflow()
                 config = run.config()
                 model = load_model(run)
-                data_set, data = prepared(config)
+                data_set, data = prepared(config, run)
         except Exception as err:  # noqa: BLE001 - a broken or foreign run: say so
             return Active("error", f"Run **{run.name}** cannot be shown here: {type(err).__name__}: {err}")
         loaded = {"key": key, "model": model, "dataset": data_set, "data": data, "info": run.data_info()}
@@ -321,7 +406,19 @@ def _loaded(run) -> Active:
 
 
 def saved_runs() -> list[dict]:
-    return list_runs(root())
+    """This session's own runs (local mode: every run in the runs folder)."""
+    return space().runs()
+
+
+def opened_runs() -> list[dict]:
+    """The published runs this session opened by link, as picker rows (a withdrawn one is left out)."""
+    rows = []
+    for ref in st.session_state.get("opened", []):
+        try:
+            rows.append(space().published_row(ref))
+        except ValueError:
+            continue
+    return rows
 
 
 def ready() -> "Active | None":

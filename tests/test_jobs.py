@@ -210,3 +210,28 @@ def test_a_lock_dies_with_its_process(tmp_path):
     lock = RunLock(tmp_path).acquire("y")
     assert lock_holder(tmp_path)["job"] == "y"
     lock.release()
+
+
+def test_a_job_trains_on_its_owners_upload_and_resumes_on_it(tmp_path):
+    """An uploaded data set (`upload:<name>`) lives in its owner's data root; the job reads it from the root its spec
+    names, for a new run and for a resumed one, and a job that names no root is refused in words."""
+    import numpy as np
+
+    from vae_tfp.data import Dataset
+    from vae_tfp.datasets import uploads
+    from vae_tfp.jobs import InlineBackend
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(200, 2)).astype(np.float32)
+    name = uploads.save(tmp_path / "data", Dataset("mine", "200 points", "points", points[:160], None, points[160:],
+                                                    None, None), "mine")
+    config = RunConfig(dataset=name, likelihood="gaussian", hidden=(8,), epochs=2, batch_size=32)
+    backend = InlineBackend()
+    done = backend.status(backend.submit(JobSpec(config=config, runs_root=str(tmp_path / "runs"),
+                                                 data_root=str(tmp_path / "data"))))
+    assert done.state == "completed", done.message
+    assert open_run(done.run_dir).data_info()["n_train"] == 160
+    failed = backend.status(backend.submit(JobSpec(config=config, runs_root=str(tmp_path / "runs"))))
+    assert failed.state == "failed" and "names no folder of uploads" in failed.message
+    spec = JobSpec(resume=done.run_dir, data_root=str(tmp_path / "data"))
+    assert JobSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec

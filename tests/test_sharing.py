@@ -178,3 +178,91 @@ def test_a_run_without_weights_cannot_be_exported(tmp_path):
     run = create_run(TINY, tmp_path, "empty")
     with pytest.raises(sharing.BundleError, match="no weights yet"):
         sharing.export_bundle(run)
+
+
+# --- runs on data that is not built in; snapshots ------------------------------------------------------------------
+@pytest.fixture
+def own_data_run(tmp_path):
+    """A run trained (as the command line does) on an .npz file: its bundle must carry the test split."""
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8))
+    np.savez(tmp_path / "faces.npz", x_train=x[:30], x_test=x[30:], y_train=np.arange(30) % 2,
+             y_test=np.arange(10) % 2)
+    config = TINY.replace(dataset=str(tmp_path / "faces.npz"))
+    run = create_run(config, tmp_path / "src", "on-faces")
+    run.write_data_info({**INFO, "dataset": "faces.npz", "label_names": None, "n_train": 30, "n_test": 10})
+    build_vae(config, (8, 8), None).save_weights(str(run.weights_path))
+    run.update_metrics(status="completed")
+    return run, x[30:]
+
+
+def test_a_run_on_own_data_opens_elsewhere_from_the_test_split_it_carries(own_data_run, tmp_path):
+    from vae_tfp.datasets.uploads import read_test_split
+
+    run, x_test = own_data_run
+    bundle = sharing.export_bundle(run)
+    assert sorted(_members(bundle)) == sorted((*sharing.MEMBERS, "test_data.npz"))
+    (tmp_path / "faces.npz").unlink()  # the importer never reads the exporter's file
+    imported = sharing.import_bundle(bundle, tmp_path / "dst")
+    assert imported.config().dataset == "bundle:faces" and imported.data_info()["dataset"] == "bundle:faces"
+    assert str(tmp_path) not in (imported.path / "config.json").read_text()  # no path of the exporter's machine
+    carried = read_test_split(imported.path / "test_data.npz", "bundle:faces")
+    np.testing.assert_array_equal(carried.x_test, x_test)
+    np.testing.assert_array_equal(carried.y_test, np.arange(10) % 2)
+    again = sharing.export_bundle(imported)  # and it travels on from there
+    assert _members(again)["test_data.npz"] == _members(bundle)["test_data.npz"]
+    with pytest.raises(sharing.BundleError, match="cannot be read any more"):  # the data is gone: say so
+        sharing.export_bundle(run)
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.pop("test_data.npz"), "or carry its test split (test_data.npz)"),
+    (lambda m: m.__setitem__("test_data.npz", _npz_bytes(x_test=np.zeros((4, 9, 9)))),
+     "test_data.npz holds examples of shape [9, 9], but data.json says [8, 8]"),
+    (lambda m: m.__setitem__("test_data.npz", _npz_bytes(x_train=np.zeros((20, 8, 8)), x_test=np.zeros((4, 8, 8)))),
+     "must hold x_test"),
+    (lambda m: m.__setitem__("test_data.npz", _npz_bytes(x_test=np.zeros((1001, 8, 8)))), "at most 1000"),
+    (lambda m: m.__setitem__("test_data.npz", b"\x80\x04pickled"), "test_data.npz: "),
+    (lambda m: m.__setitem__("config.json", RunConfig(hidden=(8,), epochs=1).to_json().encode()),
+     "carries test_data.npz, but its data set 'digits' is built in"),
+])
+def test_a_bad_carried_test_split_is_refused(own_data_run, tmp_path, change, message):
+    members = _members(sharing.export_bundle(own_data_run[0]))
+    change(members)
+    with pytest.raises(sharing.BundleError) as err:
+        sharing.import_bundle(_zip(members), tmp_path / "dst")
+    assert message in str(err.value), str(err.value)
+    assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
+
+
+def test_snapshots_travel_with_the_bundle_and_must_fit_the_model(run, tmp_path):
+    (run.path / "snapshots").mkdir()
+    (run.path / "snapshots" / "step-000012.weights.h5").write_bytes(run.weights_path.read_bytes())
+    (run.path / "snapshots" / "index.json").write_text(json.dumps({"steps": [12]}))
+    (run.path / "snapshots" / "notes.txt").write_text("not a snapshot: left out")
+    bundle = sharing.export_bundle(run)
+    names = sorted(_members(bundle))
+    assert "snapshots/step-000012.weights.h5" in names and "snapshots/index.json" in names
+    assert "snapshots/notes.txt" not in names
+    imported = sharing.import_bundle(bundle, tmp_path / "dst")
+    assert (imported.path / "snapshots" / "step-000012.weights.h5").read_bytes() == run.weights_path.read_bytes()
+    assert json.loads((imported.path / "snapshots" / "index.json").read_text()) == {"steps": [12]}
+
+    members = _members(bundle)
+    members["snapshots/step-000012.weights.h5"] = _weights_of(RunConfig(hidden=(16,)))
+    with pytest.raises(sharing.BundleError, match="snapshots/step-000012.weights.h5 does not fit the model"):
+        sharing.import_bundle(_zip(members), tmp_path / "bad")
+    members = _members(bundle)
+    members["snapshots/../../evil.weights.h5"] = b"x"
+    with pytest.raises(sharing.BundleError, match="unexpected member"):
+        sharing.import_bundle(_zip(members), tmp_path / "bad")
+    members = _members(bundle)
+    members["snapshots/index.json"] = b"{NaN"
+    with pytest.raises(sharing.BundleError, match="snapshots/index.json is not valid JSON"):
+        sharing.import_bundle(_zip(members), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

@@ -288,23 +288,26 @@ def list_runs(root=None) -> list[dict]:
     root = runs_root(root)
     if not root.is_dir():
         return []
-    rows = []
-    for path in root.iterdir():
-        if not (path / "config.json").is_file() or path.name.startswith("."):
-            continue
-        run = Run(path)
-        try:
-            config = run.config()
-        except ValueError:
-            continue
+    rows = [run_summary(path) for path in root.iterdir() if not path.name.startswith(".")]
+    return sorted([r for r in rows if r is not None], key=lambda r: r["modified"], reverse=True)
+
+
+def run_summary(path) -> dict | None:
+    """One run's summary (name, path, dataset, likelihood, latent_dim, status, test_elbo, log_px, modified), or None
+    when `path` holds no readable run."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        return None
+    run = Run(path)
+    try:
+        config = run.config()
         metrics = run.metrics()
-        rows.append({
-            "name": run.name, "path": str(path), "dataset": config.dataset, "likelihood": config.likelihood,
+        modified = (run.weights_path if run.has_weights() else path / "config.json").stat().st_mtime
+    except (ValueError, OSError):
+        return None
+    return {"name": run.name, "path": str(path), "dataset": config.dataset, "likelihood": config.likelihood,
             "latent_dim": config.latent_dim, "status": metrics.get("status", "unfinished"),
-            "test_elbo": metrics.get("test_elbo"), "log_px": metrics.get("log_px"),
-            "modified": (run.weights_path if run.has_weights() else path / "config.json").stat().st_mtime,
-        })
-    return sorted(rows, key=lambda r: r["modified"], reverse=True)
+            "test_elbo": metrics.get("test_elbo"), "log_px": metrics.get("log_px"), "modified": modified}
 
 
 def delete_run(name: str, root=None) -> None:

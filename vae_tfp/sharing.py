@@ -4,13 +4,24 @@
     config_from_query(params)        -> (RunConfig, warnings)   a bad key or value never raises: it is named in a
                                         warning (key, value, what is allowed) and that field keeps its default
     export_bundle(run)               -> zip bytes: config.json, data.json, metrics.json, history.jsonl,
-                                        weights.weights.h5
+                                        weights.weights.h5, and when the run has them test_data.npz and snapshots/
     import_bundle(data, root)        -> Run, or BundleError saying what is wrong with the file
+    copy_run(run, dest)              a run's viewable files (what a bundle holds) copied into a new folder (a
+                                     publication), its test split carried
 
 A bundle is data only. Importing one never unpickles or executes anything: the zip must hold exactly the five
-expected members (no folders, no paths, no links), each within a size cap (so a zip bomb stops early), the JSON is
-parsed strictly and the config validated, and the weights must be an HDF5 file whose arrays fit the model that the
-config describes. Everything is checked before a run folder is created, so a rejected file leaves nothing on disk.
+expected members plus the optional ones (no folders, no paths, no links), each within a size cap (so a zip bomb
+stops early), the JSON is parsed strictly and the config validated, and the weights (and every snapshot's) must be
+an HDF5 file whose arrays fit the model that the config describes. Everything is checked before a run folder is
+created, so a rejected file leaves nothing on disk.
+
+A run trained on data that is not built in (an upload, `upload:faces`, or a file given to the command line) carries
+the test split its views need: `test_data.npz` (x_test, y_test, levels, label names; the first
+`uploads.MAX_CARRIED_TEST` examples), checked like any uploaded .npz and against data.json. On import its config
+names the data `bundle:<name>` (never the exporter's path or upload), and the views read the run's own test split.
+
+`snapshots/`: weights saved while the run trained (`*.weights.h5`, each checked against the model) and their JSON
+descriptions (`*.json`, parsed strictly); at most `MAX_SNAPSHOTS` files, carried while the bundle stays under its cap.
 
 The config side imports no TensorFlow; `import_bundle` loads it to check the weights.
 """
@@ -18,6 +29,7 @@ The config side imports no TensorFlow; `import_bundle` loads it to check the wei
 import io
 import json
 import math
+import re
 import shutil
 import stat
 import tempfile
@@ -26,6 +38,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from vae_tfp.config import RunConfig
+from vae_tfp.datasets import uploads
 from vae_tfp.families.likelihoods import get as likelihood_family
 
 # --- links ------------------------------------------------------------------------------------------------------
@@ -98,11 +111,18 @@ def _changed(config: RunConfig) -> dict:
 
 # --- bundles ----------------------------------------------------------------------------------------------------
 MEMBERS = ("config.json", "data.json", "metrics.json", "history.jsonl", "weights.weights.h5")
-MAX_BUNDLE_BYTES = 50 * 1024 * 1024  # the zip itself (the dashboard's upload cap is the same)
+TEST_DATA = uploads.TEST_DATA  # optional: the test split of a run on data that is not built in
+SNAPSHOTS = "snapshots/"  # optional: snapshots/<name>.weights.h5 and snapshots/<name>.json
+MAX_SNAPSHOTS = 64
+SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}\.(weights\.h5|json)$")
+MAX_BUNDLE_BYTES = 50 * 1024 * 1024  # the zip itself
 MAX_MEMBER_BYTES = {  # unpacked sizes: a member that inflates past its cap is refused while reading
     "config.json": 64 * 1024, "data.json": 256 * 1024, "metrics.json": 4 * 1024 * 1024,
     "history.jsonl": 32 * 1024 * 1024, "weights.weights.h5": 200 * 1024 * 1024,
+    TEST_DATA: uploads.MAX_TEST_DATA_BYTES,
 }
+MAX_SNAPSHOT_BYTES = {".weights.h5": 200 * 1024 * 1024, ".json": 1024 * 1024}
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # all members together
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 DATA_KEYS = {"dataset": str, "kind": str, "event_shape": list, "levels": (int, type(None)), "representation": str,
              "note": str, "n_train": int, "n_test": int, "label_names": (list, type(None))}
@@ -113,20 +133,103 @@ class BundleError(ValueError):
     """The uploaded file is not a run bundle this version can open; the message says why."""
 
 
-def export_bundle(run) -> bytes:
-    """The run as a zip (bytes): config, data description, metrics, history and weights. Nothing executable."""
+def builtin(dataset: str) -> bool:
+    from vae_tfp.data import DATASETS
+
+    return dataset in DATASETS
+
+
+def carried_test_split(run, *, uploads_root=None, allow_paths: bool = True) -> bytes | None:
+    """The test split a run on data that is not built in carries (.npz bytes), None for a built-in data set: the
+    run's own test_data.npz, else read from the upload it names (in `uploads_root`) or, with `allow_paths` (the
+    command line's runs), from the file it names. BundleError when the data is gone."""
+    config = run.config()
+    if builtin(config.dataset):
+        return None
+    own = run.path / TEST_DATA
+    if own.is_file():
+        return own.read_bytes()
+    from vae_tfp.data import load
+
+    if not (uploads.is_upload(config.dataset) or allow_paths) or uploads.is_bundled(config.dataset):
+        raise BundleError(f"run {run.name!r} was trained on {config.dataset!r}, whose data is not here")
+    try:
+        dataset = load(config.dataset, seed=config.seed, uploads=uploads_root)
+    except (ValueError, OSError) as err:
+        raise BundleError(f"run {run.name!r} was trained on {config.dataset!r}, which cannot be read any more "
+                          f"({err}); without its test split the run cannot be shared") from None
+    return uploads.test_split_bytes(dataset)
+
+
+def _snapshot_files(run) -> list:
+    folder = run.path / SNAPSHOTS.rstrip("/")
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and SNAPSHOT_NAME.match(p.name))
+    return files[-MAX_SNAPSHOTS:]
+
+
+def _viewable(run, *, uploads_root=None, allow_paths: bool = True) -> dict[str, bytes]:
+    """What a bundle (or a publication) holds of a run: {member name: bytes}."""
     if not run.has_weights():
         raise BundleError(f"run {run.name!r} has no weights yet; train it (or wait for its first checkpoint)")
-    texts = {"config.json": run.config().to_json(),
-             "data.json": (run.path / "data.json").read_text(),
-             "metrics.json": json.dumps(run.metrics(), indent=2, sort_keys=True),
-             "history.jsonl": "".join(json.dumps(r) + "\n" for r in run.history())}
+    members = {"config.json": run.config().to_json().encode(),
+               "data.json": (run.path / "data.json").read_bytes(),
+               "metrics.json": json.dumps(run.metrics(), indent=2, sort_keys=True).encode(),
+               "history.jsonl": "".join(json.dumps(r) + "\n" for r in run.history()).encode(),
+               "weights.weights.h5": run.weights_path.read_bytes()}
+    test = carried_test_split(run, uploads_root=uploads_root, allow_paths=allow_paths)
+    if test is not None:
+        members[TEST_DATA] = test
+    room = MAX_BUNDLE_BYTES - sum(map(len, members.values())) - 2**20
+    for path in reversed(_snapshot_files(run)):  # the latest first, while the bundle stays under its cap
+        size = path.stat().st_size
+        if size > room:
+            break
+        members[SNAPSHOTS + path.name] = path.read_bytes()
+        room -= size
+    return members
+
+
+def export_bundle(run, *, uploads_root=None, allow_paths: bool = True) -> bytes:
+    """The run as a zip (bytes): config, data description, metrics, history and weights, the test split of data
+    that is not built in, snapshots. Nothing executable."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, text in texts.items():
-            zf.writestr(name, text)
-        zf.writestr("weights.weights.h5", run.weights_path.read_bytes())
+        for name, blob in _viewable(run, uploads_root=uploads_root, allow_paths=allow_paths).items():
+            zf.writestr(name, blob)
     return buffer.getvalue()
+
+
+def copy_run(run, dest, *, uploads_root=None, allow_paths: bool = False):
+    """Copy what a bundle holds of `run` into the new folder `dest` (it must not exist); returns the new `Run`. A
+    copy of data that is not built in names it `bundle:<name>` and carries its test split."""
+    from vae_tfp.runs import Run
+
+    members = _viewable(run, uploads_root=uploads_root, allow_paths=allow_paths)
+    if TEST_DATA in members:
+        members = _renamed(members)
+    dest = Path(dest)
+    dest.mkdir()
+    try:
+        for name, blob in members.items():
+            path = dest / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(blob)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return Run(dest)
+
+
+def _renamed(members: dict) -> dict:
+    """config.json and data.json with the data set named `bundle:<name>`."""
+    config = RunConfig.from_json(members["config.json"].decode())
+    carried = uploads.carried_name(config.dataset)
+    info = json.loads(members["data.json"])
+    info["dataset"] = carried
+    return {**members, "config.json": config.replace(dataset=carried).to_json().encode(),
+            "data.json": json.dumps(info, indent=2, sort_keys=True).encode()}
 
 
 def import_bundle(data: bytes, root=None, *, name: str | None = None, datasets=None,
@@ -134,32 +237,51 @@ def import_bundle(data: bytes, root=None, *, name: str | None = None, datasets=N
     """Check a bundle and store it as a new run under `root`; returns the `Run`. Raises `BundleError` (a
     ValueError) saying what is wrong; nothing is written unless every check passes.
 
-    `datasets`: the data set names a bundle may name (default: the built-in registry), so an uploaded config
-    cannot point the server at a local file.
+    `datasets`: the data set names a bundle may name without carrying its test split (default: the built-in
+    registry), so an uploaded config never points the server at a local file or someone's upload.
     """
     from vae_tfp.data import DATASETS
 
     members = _read_members(data, max_bytes)
     config = _config_from(members["config.json"])
     allowed = tuple(datasets) if datasets is not None else tuple(DATASETS)
-    if config.dataset not in allowed:
-        raise BundleError(f"config.json names the data set {config.dataset!r}; a bundle must use a built-in data "
-                          f"set ({', '.join(allowed)})")
     info = _data_info_from(members["data.json"], config)
+    test_split = None
+    if config.dataset not in allowed:
+        if TEST_DATA not in members:
+            raise BundleError(f"config.json names the data set {config.dataset!r}; a bundle must use a built-in data "
+                              f"set ({', '.join(allowed)}) or carry its test split ({TEST_DATA})")
+        test_split = _test_split_from(members[TEST_DATA], info)
+        config = config.replace(dataset=uploads.carried_name(config.dataset))
+        info = {**info, "dataset": config.dataset}
+    elif TEST_DATA in members:
+        raise BundleError(f"the bundle carries {TEST_DATA}, but its data set {config.dataset!r} is built in")
     metrics = _strict_json(members["metrics.json"], "metrics.json")
     if not isinstance(metrics, dict):
         raise BundleError("metrics.json must hold a JSON object")
     history = _history_from(members["history.jsonl"])
+    snapshots = {n: b for n, b in members.items() if n.startswith(SNAPSHOTS)}
+    for member in snapshots:
+        if member.endswith(".json"):
+            _strict_json(snapshots[member], member)
     weights = members["weights.weights.h5"]
-    if not weights.startswith(HDF5_MAGIC):
-        raise BundleError("weights.weights.h5 is not an HDF5 file (it does not start with the HDF5 signature)")
+    for member, blob in [("weights.weights.h5", weights)] + [(n, b) for n, b in snapshots.items()
+                                                              if n.endswith(".weights.h5")]:
+        if not blob.startswith(HDF5_MAGIC):
+            raise BundleError(f"{member} is not an HDF5 file (it does not start with the HDF5 signature)")
 
     scratch = Path(tempfile.mkdtemp(prefix="vae-tfp-bundle-"))
     try:
         path = scratch / "weights.weights.h5"
         path.write_bytes(weights)
-        _check_weights(path, config, info)
-        return _store(config, info, metrics, history, path, root, name)
+        shapes = _check_weights(path, config, info)
+        for member, blob in snapshots.items():
+            if member.endswith(".weights.h5"):
+                snap = scratch / "snapshot.weights.h5"
+                snap.write_bytes(blob)
+                _check_snapshot(snap, member, shapes)
+        extra = ({TEST_DATA: members[TEST_DATA]} if test_split is not None else {}) | snapshots
+        return _store(config, info, metrics, history, path, root, name, extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -177,9 +299,11 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
-        unexpected = sorted(set(names) - set(MEMBERS))
+        snapshots = [n for n in names if n.startswith(SNAPSHOTS)]
+        unexpected = sorted(set(names) - set(MEMBERS) - {TEST_DATA}
+                            - {n for n in snapshots if SNAPSHOT_NAME.match(n[len(SNAPSHOTS):])})
         missing = [m for m in MEMBERS if m not in names]
-        if unexpected or missing or len(names) != len(MEMBERS):
+        if unexpected or missing or len(names) != len(set(names)):
             parts = []
             if unexpected:
                 parts.append(f"unexpected member(s) {', '.join(map(repr, unexpected))[:300]}")
@@ -187,7 +311,12 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 parts.append(f"missing {', '.join(missing)}")
             if len(names) != len(set(names)):
                 parts.append("duplicate member names")
-            raise BundleError(f"not a run bundle: {'; '.join(parts)}. A bundle holds exactly {', '.join(MEMBERS)}")
+            raise BundleError(f"not a run bundle: {'; '.join(parts)}. A bundle holds exactly {', '.join(MEMBERS)} "
+                              f"(and optionally {TEST_DATA} and {SNAPSHOTS}<name>.weights.h5 / .json)")
+        if len(snapshots) > MAX_SNAPSHOTS:
+            raise BundleError(f"the bundle holds {len(snapshots)} snapshots; at most {MAX_SNAPSHOTS} are read")
+        if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
+            raise BundleError(f"the bundle unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB")
         out = {}
         for info in infos:
             kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip does not say (plain file)
@@ -195,7 +324,7 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 raise BundleError(f"member {info.filename!r} is not a plain file (a folder or a link)")
             if info.flag_bits & 0x1:
                 raise BundleError(f"member {info.filename!r} is encrypted")
-            cap = MAX_MEMBER_BYTES[info.filename]
+            cap = _member_cap(info.filename)
             if info.file_size > cap:
                 raise BundleError(f"member {info.filename!r} unpacks to {info.file_size} bytes; the cap is {cap}")
             try:
@@ -207,6 +336,12 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 raise BundleError(f"member {info.filename!r} unpacks to more than {cap} bytes (a zip bomb?)")
             out[info.filename] = blob
     return out
+
+
+def _member_cap(name: str) -> int:
+    if name.startswith(SNAPSHOTS):
+        return MAX_SNAPSHOT_BYTES[".json" if name.endswith(".json") else ".weights.h5"]
+    return MAX_MEMBER_BYTES[name]
 
 
 def _reject_constant(name):
@@ -284,20 +419,22 @@ def _history_from(blob: bytes) -> list[dict]:
     return records
 
 
-def _check_weights(path: Path, config: RunConfig, info: dict) -> None:
-    """The HDF5 file's arrays must be exactly the model's variables (same names and shapes), then load."""
+def _check_weights(path: Path, config: RunConfig, info: dict) -> dict:
+    """The HDF5 file's arrays must be exactly the model's variables (same names and shapes), then load. Returns the
+    model's {array: shape} (to check snapshots against)."""
     from vae_tfp.model import build_vae
-    from vae_tfp.runs import describe_mismatch, weights_mismatch
+    from vae_tfp.runs import describe_mismatch, weight_shapes
 
     try:
         model = build_vae(config, tuple(info["event_shape"]), info["levels"])
     except ValueError as err:
         raise BundleError(f"config.json and data.json do not describe a model this version can build: {err}") \
             from None
-    try:
-        differences = weights_mismatch(path, model)
-    except OSError as err:
-        raise BundleError(f"weights.weights.h5 is not a readable HDF5 file: {err}") from None
+    with tempfile.TemporaryDirectory(prefix="vae-tfp-weights-") as folder:
+        reference = Path(folder) / "expected.weights.h5"
+        model.save_weights(str(reference))
+        expected = weight_shapes(reference)
+    differences = _differences(path, "weights.weights.h5", expected)
     if differences:
         raise BundleError(describe_mismatch("weights.weights.h5", differences)
                           + ". The weights belong to a different architecture")
@@ -306,12 +443,48 @@ def _check_weights(path: Path, config: RunConfig, info: dict) -> None:
     except Exception as err:  # noqa: BLE001 - any failure to load means "does not fit"
         raise BundleError(f"weights.weights.h5 does not load into the model in config.json: "
                           f"{str(err).splitlines()[0][:300]}") from None
+    return expected
 
 
-def _store(config, info, metrics, history, weights_path: Path, root, name):
+def _differences(path: Path, member: str, expected: dict) -> list:
+    from vae_tfp.runs import weight_shapes
+
+    try:
+        found = weight_shapes(path)
+    except OSError as err:
+        raise BundleError(f"{member} is not a readable HDF5 file: {err}") from None
+    return [(key, expected.get(key), found.get(key)) for key in sorted(set(expected) | set(found))
+            if expected.get(key) != found.get(key)]
+
+
+def _check_snapshot(path: Path, member: str, expected: dict) -> None:
+    from vae_tfp.runs import describe_mismatch
+
+    differences = _differences(path, member, expected)
+    if differences:
+        raise BundleError(describe_mismatch(member, differences))
+
+
+def _test_split_from(blob: bytes, info: dict):
+    """The carried test split, validated as an uploaded .npz and against data.json."""
+    try:
+        dataset = uploads.read_test_split(blob, info["dataset"])
+    except ValueError as err:
+        raise BundleError(f"{TEST_DATA}: {err}") from None
+    if list(dataset.event_shape) != list(info["event_shape"]):
+        raise BundleError(f"{TEST_DATA} holds examples of shape {list(dataset.event_shape)}, but data.json says "
+                          f"{info['event_shape']}")
+    if dataset.kind != info["kind"]:
+        raise BundleError(f"{TEST_DATA} holds {dataset.kind} data, but data.json says {info['kind']}")
+    if info["representation"] == "levels" and dataset.levels != info["levels"]:
+        raise BundleError(f"{TEST_DATA} has {dataset.levels} grey levels, but data.json says {info['levels']}")
+    return dataset
+
+
+def _store(config, info, metrics, history, weights_path: Path, root, name, extra: dict):
     from vae_tfp.runs import atomic_write_json, atomic_write_text, create_run, safe_name
 
-    base = f"imported-{Path(config.dataset).stem}-{config.likelihood}-z{config.latent_dim}"
+    base = f"imported-{Path(config.dataset.split(':')[-1]).stem}-{config.likelihood}-z{config.latent_dim}"
     try:
         base = safe_name(name) if name else base
     except ValueError:
@@ -321,6 +494,10 @@ def _store(config, info, metrics, history, weights_path: Path, root, name):
         atomic_write_json(run.path / "data.json", info)
         atomic_write_json(run.path / "metrics.json", metrics | {"imported": True})
         atomic_write_text(run.path / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+        for member, blob in extra.items():
+            path = run.path / member
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(blob)
         shutil.copyfile(weights_path, run.weights_path)
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)

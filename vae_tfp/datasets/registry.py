@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from . import builtin
+from . import uploads as uploads_module
 from ._core import Dataset, DatasetInfo
 from .user import load_npz, load_png_folder, resolve_path
 
@@ -61,14 +62,20 @@ def load_user_data(path: str | os.PathLike) -> Dataset:
     return load_png_folder(resolved) if resolved.is_dir() else load_npz(resolved)
 
 
-def load(name: str | os.PathLike, *, data_dir: str | None = None, seed: int = 0) -> Dataset:
-    """Load a registered data set by name, or user data from a .npz file or PNG folder path.
+def load(name: str | os.PathLike, *, data_dir: str | None = None, seed: int = 0, uploads=None) -> Dataset:
+    """Load a registered data set by name, an uploaded one (`upload:<name>` from the folder `uploads`, default
+    $VAE_TFP_UPLOADS or ./uploads), or user data from a .npz file or PNG folder path.
 
     `data_dir` is searched first for (Fashion-)MNIST IDX files; `seed` drives the synthetic
     point sets. Missing (Fashion-)MNIST files raise `DatasetNotFoundError` (a FileNotFoundError).
     """
     if isinstance(name, str) and _normalize(name) in DATASETS:
         return DATASETS[_normalize(name)].loader(data_dir, seed)
+    if uploads_module.is_upload(name):
+        return uploads_module.load(uploads_module.default_root(uploads), name)
+    if uploads_module.is_bundled(name):
+        raise ValueError(f"data set {name!r} is the test split an imported run carries in its folder "
+                         f"({uploads_module.TEST_DATA}); open that run to use it")
     if looks_like_path(name):
         return load_user_data(name)
     raise ValueError(

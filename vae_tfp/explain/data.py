@@ -11,8 +11,10 @@ def representation(likelihood: str) -> str:
     return families.likelihoods.get(likelihood).representation
 
 
-def prepared_data(config: RunConfig, data_dir=None) -> tuple[Dataset, Prepared]:
-    """(Dataset, Prepared) for `config`: the raw data set and its conversion for the config's likelihood."""
-    dataset = load(config.dataset, data_dir=data_dir, seed=config.seed)
+def prepared_data(config: RunConfig, data_dir=None, dataset: Dataset | None = None) -> tuple[Dataset, Prepared]:
+    """(Dataset, Prepared) for `config`: the raw data set (`dataset`, else loaded by the config's name) and its
+    conversion for the config's likelihood."""
+    if dataset is None:
+        dataset = load(config.dataset, data_dir=data_dir, seed=config.seed)
     return dataset, prepare(dataset, representation(config.likelihood), binarization=config.binarization,
                             seed=config.seed)

@@ -49,13 +49,16 @@ class JobSpec:
     """What to train. Exactly one of `config` (a new run, in a fresh directory under `runs_root`, named `run_name`
     or after the config and the time) and `resume` (an existing run directory, continued from its checkpoint to its
     configured epochs). `owner`: who submitted it (a browser session or a space), for `list(owner)` and the
-    per-owner limit. Plain data: `to_dict()` / `from_dict()` carry it as JSON to another process or machine."""
+    per-owner limit. `data_root`: the folder of the owner's uploaded data sets (`upload:<name>` in a config; see
+    `vae_tfp.datasets.uploads`), None where there are none. Plain data: `to_dict()` / `from_dict()` carry it as JSON
+    to another process or machine."""
 
     config: RunConfig | None = None
     runs_root: str | None = None
     run_name: str | None = None
     resume: str | None = None
     owner: str = ""
+    data_root: str | None = None
 
     def __post_init__(self):
         if (self.config is None) == (self.resume is None):
@@ -77,20 +80,22 @@ class JobSpec:
         """The same spec with its paths made absolute (a worker may run in another directory)."""
         from vae_tfp.runs import runs_root
 
+        data_root = None if self.data_root is None else str(Path(self.data_root).resolve())
         if self.resume is not None:
-            return JobSpec(resume=str(Path(self.resume).resolve()), owner=self.owner)
+            return JobSpec(resume=str(Path(self.resume).resolve()), owner=self.owner, data_root=data_root)
         return JobSpec(config=self.config, runs_root=str(runs_root(self.runs_root).resolve()),
-                       run_name=self.run_name, owner=self.owner)
+                       run_name=self.run_name, owner=self.owner, data_root=data_root)
 
     def to_dict(self) -> dict:
         return {"config": None if self.config is None else self.config.to_dict(), "runs_root": self.runs_root,
-                "run_name": self.run_name, "resume": self.resume, "owner": self.owner}
+                "run_name": self.run_name, "resume": self.resume, "owner": self.owner, "data_root": self.data_root}
 
     @classmethod
     def from_dict(cls, d: dict) -> JobSpec:
         config = d.get("config")
         return cls(config=None if config is None else RunConfig.from_dict(config), runs_root=d.get("runs_root"),
-                   run_name=d.get("run_name"), resume=d.get("resume"), owner=d.get("owner", ""))
+                   run_name=d.get("run_name"), resume=d.get("resume"), owner=d.get("owner", ""),
+                   data_root=d.get("data_root"))
 
 
 @dataclass

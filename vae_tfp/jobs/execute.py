@@ -137,6 +137,20 @@ class JobProgress:
             write_status(self.run.path, self.status)
 
 
+def _uploaded(config, data_root):
+    """The data set of a config that names an upload (`upload:<name>`, read from `data_root`), else None: the
+    Trainer loads built-in data and files itself."""
+    from vae_tfp.datasets.uploads import is_upload
+
+    if not is_upload(config.dataset):
+        return None
+    if data_root is None:
+        raise ValueError(f"dataset {config.dataset!r} is an upload, and this job names no folder of uploads")
+    from vae_tfp.data import load
+
+    return load(config.dataset, seed=config.seed, uploads=data_root)
+
+
 def execute(job_id: str, spec: JobSpec, *, stop: StopSignal | None = None, on_run_dir=None,
             submitted: float | None = None) -> JobStatus:
     """Train `spec` here and return its finished status (completed / stopped / diverged / failed); never raises.
@@ -169,11 +183,13 @@ def execute(job_id: str, spec: JobSpec, *, stop: StopSignal | None = None, on_ru
             if on_run_dir is not None:
                 on_run_dir(str(run.path))
             recorder = recorder_cls(run.path, on_open=opened, on_record=progress.on_record)
-            trainer = Trainer.resume(run.path, callbacks=[recorder, progress])
+            trainer = Trainer.resume(run.path, dataset=_uploaded(run.config(), spec.data_root),
+                                     callbacks=[recorder, progress])
         else:
             recorder = recorder_cls(runs_root=spec.runs_root, name=spec.run_name, on_open=opened,
                                     on_record=progress.on_record)
-            trainer = Trainer(spec.config, callbacks=[recorder, progress])
+            trainer = Trainer(spec.config, dataset=_uploaded(spec.config, spec.data_root),
+                              callbacks=[recorder, progress])
         status.epochs, status.total_steps = trainer.config.epochs, trainer.total_steps
         status.step, status.epoch = trainer.step, trainer.epoch
         progress.write()
