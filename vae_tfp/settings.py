@@ -63,7 +63,8 @@ OPTIONS: dict[str, Option] = {
                    "runs; put it on a volume", "server-data", "server-data"),
     "uploads": Option("VAE_TFP_UPLOADS", "local mode: the folder that holds uploaded data sets", "uploads",
                       "uploads"),
-    "max_jobs": Option("VAE_TFP_MAX_JOBS", "trainings running at once on this server (one worker process each)", default_running(), default_running()),
+    "max_jobs": Option("VAE_TFP_MAX_JOBS", "trainings running at once on this server (one worker process each)",
+                       default_running(), default_running()),
     "max_queue": Option("VAE_TFP_MAX_QUEUE", "trainings waiting for a free slot", 16, 8, minimum=0),
     "max_jobs_per_session": Option("VAE_TFP_MAX_JOBS_PER_SESSION", "trainings one session may have running or "
                                    "queued", None, 1),
@@ -246,8 +247,8 @@ def table() -> str:
     """The settings as a Markdown table (the README's)."""
     rows = ["| variable | meaning | local default | shared default |", "|---|---|---|---|"]
     for option in OPTIONS.values():
-        def shown(v):
-            if option.env == "VAE_TFP_MAX_JOBS":
+        def shown(v, env=option.env):
+            if env == "VAE_TFP_MAX_JOBS":
                 return "one per two cores"  # default_running(): depends on the machine
             return "no limit" if v is None else f"`{v}`"
         rows.append(f"| `{option.env}` | {option.help} | {shown(option.local)} | {shown(option.shared)} |")
