@@ -252,8 +252,8 @@ def cmd_train(a) -> dict:
         restore()
     if recorder.run is not None:
         run_dir = str(recorder.run.path)
-    else:  # no step applied in this call: a resumed run stays where it was; a new one was never created
-        run_dir = str(Path(a.run_dir).resolve()) if a.resume else None
+    else:  # no step applied in this call, or a worker other than the chief (which writes --run-dir when given)
+        run_dir = str(Path(a.run_dir).resolve()) if a.run_dir and (a.resume or not chief) else None
     if lost:
         raise CommandFailed("worker lost", lost, {"run_dir": run_dir, "status": "stopped", "steps": trainer.step,
                                                    "epochs": trainer.epoch, "workers": trainer.cluster.workers})
