@@ -1,4 +1,4 @@
-"""Command line: `python -m vae_tfp train | evaluate | density | datasets | runs | bench`.
+"""Command line: `python -m vae_tfp train | launch | evaluate | density | datasets | runs | bench`.
 
 Thin: parses arguments into a RunConfig and calls the library. The `train` flags are generated from the RunConfig
 fields' metadata (`vae_tfp.config.SETTINGS`: flag, help, range, choices, group), so each setting is written once.
@@ -9,6 +9,7 @@ stdout is one JSON object.
     python -m vae_tfp train --dataset digits --likelihood bernoulli --latent-dim 2 --epochs 10
     python -m vae_tfp evaluate runs/<name> --k 1000 --json
     python -m vae_tfp density runs/<name> --grid 200 --json        (2-D point data)
+    python -m vae_tfp launch --workers 2 -- train --dataset digits --json   (N local workers, tf.distribute)
 """
 
 import argparse
@@ -19,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vae_tfp import config as C
+from vae_tfp import distribute
 from vae_tfp.config import RunConfig
-
-STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 class UsageError(Exception):
@@ -91,6 +91,16 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         groups[setting.group].add_argument(*flags, **options)
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def _int_between(lo, hi):
     def parse(text):
         try:
@@ -113,7 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", help="this run's directory (default: runs/<dataset>-<likelihood>-...)")
     t.add_argument("--runs-root", help="parent folder of run directories (default: $VAE_TFP_RUNS or ./runs)")
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    t.add_argument("--strategy", default="default", choices=STRATEGIES, help="tf.distribute strategy")
+    t.add_argument("--strategy", default="default", choices=distribute.STRATEGIES,
+                   help="default: one device; mirrored: every local device (MirroredStrategy); multiworker: the "
+                        "workers TF_CONFIG names (MultiWorkerMirroredStrategy; see `launch`). --batch-size is the "
+                        "global batch, over all replicas")
+    t.add_argument("--startup-timeout", type=_positive_float, default=distribute.STARTUP_TIMEOUT, metavar="S",
+                   help="multiworker: seconds to wait for every worker to join (default: %(default)s)")
+    t.add_argument("--collective-timeout", type=_positive_float, default=distribute.COLLECTIVE_TIMEOUT, metavar="S",
+                   help="multiworker: seconds one collective may wait for the other workers (default: %(default)s)")
     t.add_argument("--precision", default="float32", choices=C.PRECISIONS,
                    help="bfloat16 runs the hidden dense matmuls in bf16 (faster on CPUs with AVX512-BF16/AMX; "
                         "weights, optimizer and loss stay float32; see bench/precision_parity.py)")
@@ -140,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     dn.add_argument("--data-dir")
     dn.add_argument("--no-image", action="store_true", help="do not write density.png")
     dn.add_argument("--json", action="store_true")
+
+    la = sub.add_parser("launch", help="train with N local workers (MultiWorkerMirroredStrategy on 127.0.0.1)",
+                        description="Starts N workers of `python -m vae_tfp train ... --strategy multiworker` on this "
+                                    "machine, each with its TF_CONFIG; shows the chief's progress bar and output (its "
+                                    "--json is the last line). Usage: launch --workers N -- train [train flags]")
+    la.add_argument("--workers", type=_int_between(1, 64), required=True, help="how many worker processes")
+    la.add_argument("--host", default="127.0.0.1", help="the address the workers listen on (default: %(default)s)")
+    la.add_argument("train_args", nargs=argparse.REMAINDER, help="-- train [flags]")
 
     ds = sub.add_parser("datasets", help="list the datasets")
     ds.add_argument("--json", action="store_true")
@@ -168,16 +193,6 @@ def config_from_args(a) -> RunConfig:
         raise UsageError(str(err)) from None
 
 
-def make_strategy(name: str):
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return None
-
-
 def cmd_train(a) -> dict:
     from vae_tfp import budget
     from vae_tfp.data import DatasetNotFoundError, load
@@ -188,7 +203,13 @@ def cmd_train(a) -> dict:
     if a.resume and not a.run_dir:
         raise UsageError("--resume needs --run-dir: the run directory to continue")
     cfg = config_from_args(a)
-    if a.run_dir and not a.resume:
+    try:  # before TensorFlow runs any op; multiworker waits here for every worker (bounded)
+        strategy = distribute.make_strategy(a.strategy, startup_timeout=a.startup_timeout,
+                                            collective_timeout=a.collective_timeout)
+    except distribute.DistributeError as err:
+        raise UsageError(f"--strategy {a.strategy}: {err}") from None
+    chief = distribute.worker_info(strategy).is_chief
+    if a.run_dir and not a.resume and chief:  # the chief writes the run; the other workers write nothing
         target = Path(a.run_dir)
         if target.exists():
             raise UsageError(f"--run-dir: {target} already exists; pass --resume to continue it, "
@@ -200,7 +221,7 @@ def cmd_train(a) -> dict:
         if not valid:
             raise UsageError(f"--run-dir: {target.name!r} is not a valid run name: use letters, digits, '.', '_' "
                              "and '-'")
-    kwargs = dict(data_dir=a.data_dir, strategy=make_strategy(a.strategy), precision=a.precision)
+    kwargs = dict(data_dir=a.data_dir, strategy=strategy, precision=a.precision)
     try:  # nothing is written before training starts: a failure here leaves no run directory behind
         if a.resume:
             trainer = Trainer.resume(a.run_dir, **kwargs)
@@ -212,28 +233,40 @@ def cmd_train(a) -> dict:
             trainer = Trainer(cfg, **kwargs)
     except (DatasetNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
-    if not a.quiet:  # the same advice the dashboard shows under the likelihood
+    if not a.quiet and chief:  # the same advice the dashboard shows under the likelihood
         advice = fit_report(trainer.dataset, trainer.config.likelihood, trainer.config.binarization)
         if advice.message:
             print(f"note: {advice.message.replace('**', '')}", file=sys.stderr)
     recorder = RunRecorder(a.run_dir) if a.run_dir else RunRecorder(runs_root=runs_root(a.runs_root))
     trainer.callbacks.append(recorder)
     start_step = trainer.step
-    bar = _progress(trainer, quiet=a.quiet)
+    bar = _progress(trainer, quiet=a.quiet or not chief)
+    restore = distribute.stop_on_signals(trainer) if trainer.cluster.workers > 1 else (lambda: None)
+    lost = None
     try:
         result = trainer.train()
+    except distribute.WorkersDisagree as err:
+        raise UsageError(str(err)) from None
+    except distribute.WorkerLost as err:
+        lost = str(err)
     finally:
         bar.close()
+        restore()
     if recorder.run is not None:
         run_dir = str(recorder.run.path)
-    else:  # no step applied in this call: a resumed run stays where it was; a new one was never created
-        run_dir = str(Path(a.run_dir).resolve()) if a.resume else None
+    else:  # no step applied in this call, or a worker other than the chief (which writes --run-dir when given)
+        run_dir = str(Path(a.run_dir).resolve()) if a.run_dir and (a.resume or not chief) else None
+    if lost:
+        raise CommandFailed("worker lost", lost, {"run_dir": run_dir, "status": "stopped", "steps": trainer.step,
+                                                   "epochs": trainer.epoch, "workers": trainer.cluster.workers})
     out = {"run_dir": run_dir, "status": result.status,
            "steps": result.steps, "epochs": result.epochs, "images_per_second": result.images_per_second,
            "test_elbo": result.test_metrics.get("elbo"),
            "test_reconstruction": result.test_metrics.get("reconstruction"), "test_kl": result.test_metrics.get("kl"),
            "train_elbo": result.train_metrics.get("elbo"),
-           "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None}
+           "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None,
+           "workers": trainer.cluster.workers, "worker": trainer.cluster.rank,
+           "replicas": trainer.strategy.num_replicas_in_sync}
     if result.status == "diverged":
         raise CommandFailed("training diverged", result.message, out)
     return out
@@ -329,8 +362,17 @@ def cmd_bench(a) -> dict:
     return run(quick=a.quick, print_table=not a.json)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "density": cmd_density, "datasets": cmd_datasets,
-            "runs": cmd_runs, "bench": cmd_bench}
+def cmd_launch(a) -> int:
+    """Runs the workers; their chief prints the results, so launch prints nothing on stdout itself."""
+    argv = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
+    try:
+        return distribute.launch(a.workers, argv, host=a.host)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+COMMANDS = {"train": cmd_train, "launch": cmd_launch, "evaluate": cmd_evaluate, "density": cmd_density,
+            "datasets": cmd_datasets, "runs": cmd_runs, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:
@@ -347,6 +389,8 @@ def main(argv=None) -> int:
             result = err.result if isinstance(err, CommandFailed) else {"status": "failed"}
             print(json.dumps({**result, "error": str(err)}, default=_json_default))
         return 1
+    if args.command == "launch":
+        return result  # the exit status of the workers; the chief printed the output
     if getattr(args, "json", False):
         print(json.dumps(result, default=_json_default))
     return 0

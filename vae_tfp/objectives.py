@@ -142,14 +142,64 @@ def training_loss(model, x, *, beta=1.0, kl: str = "analytic", free_bits: float 
     if iwae_k <= 1:
         terms = elbo_terms(model, x, beta=beta, kl=kl, free_bits=free_bits, seed=seed)
         return terms.loss, _batch_means(terms.reconstruction, terms.kl, terms.loss)
-    out = model(x, n_samples=iwae_k, seed=seed)  # one set of k samples serves the bound and the reported terms
+    bound, reconstruction, kl_q_p = _iwae_terms(model, x, iwae_k, beta, kl, seed)
+    loss = -tf.reduce_mean(bound)
+    return loss, dict(_batch_means(reconstruction, kl_q_p, loss), iwae=-loss)
+
+
+def _iwae_terms(model, x, k: int, beta, kl: str, seed):
+    """(IWAE_k bound, reconstruction, kl), each [batch]: one set of k samples serves the bound and the terms."""
+    out = model(x, n_samples=k, seed=seed)
     log_lik = log_likelihood(out.likelihood, x)  # [k, batch]
     log_ratio = out.prior.log_prob(out.z) - out.posterior.log_prob(out.z)  # log p(z) - log q(z|x), [k, batch]
     bound = log_mean_exp(log_lik + beta * log_ratio, axis=0)  # [batch]
-    reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]
-    kl_q_p = kl_divergence(out.posterior, out.prior, kl, z=out.z)  # [batch]
-    loss = -tf.reduce_mean(bound)
-    return loss, dict(_batch_means(reconstruction, kl_q_p, loss), iwae=-loss)
+    return bound, tf.reduce_mean(log_lik, axis=0), kl_divergence(out.posterior, out.prior, kl, z=out.z)
+
+
+def shard_loss(model, x, *, n_global, beta=1.0, kl: str = "analytic", free_bits: float = 0.0, iwae_k: int = 1,
+               seed=None, global_sum=None, weights=None):
+    """One shard's part of `training_loss` of a global batch of N = `n_global` examples split into shards (one per
+    replica): (loss, sums). The shards' losses add up to `training_loss` of the whole global batch, and so do their
+    gradients, whatever the shard sizes, so summing the replicas' gradients gives the gradient of the loss over the
+    global batch. `weights` [b] (default all 1) marks the shard's rows of the batch with 1 and padding rows with 0: a
+    shard with no row of the batch holds one padding row (TFP cannot sample a batch of 0) and adds 0, never NaN.
+
+        loss_shard = (1/N) sum_{i in shard} w_i l_i  (+ beta FB_shard with free bits)
+        l_i = -reconstruction_i + beta kl_i       no free bits
+        l_i = -reconstruction_i                   free bits (the KL term is FB below)
+        l_i = -IWAE_k(x_i)                        iwae_k > 1
+
+    Free bits, sum_j max(lambda, m_j) with m_j the global batch's mean KL of dimension j, is not a mean over
+    examples: m_j = global_sum(sum_{i in shard} w_i KL_ij) / N, where `global_sum` adds a value over all shards (a
+    forward value: no gradient flows through it), and
+        FB_shard = sum_j [ (1/N) sum_{i in shard} w_i KL_ij   if m_j > lambda,   else lambda * b / N ]
+    (b = sum_i w_i, the shard's rows of the batch), which adds up over the shards to sum_j max(lambda, m_j) with the
+    same gradient. A KL that does not split over dimensions is one term with lambda * latent_dim.
+
+    sums: {"reconstruction", "kl"} (and "iwae" when iwae_k > 1) summed over the shard's rows of the batch, [] each.
+    """
+    n = tf.cast(n_global, tf.float32)
+    w = tf.ones(tf.shape(x)[:1]) if weights is None else tf.cast(weights, tf.float32)  # [b]
+
+    def total(v):  # [b] -> []
+        return tf.reduce_sum(w * v)
+
+    if iwae_k > 1:
+        bound, reconstruction, kl_q_p = _iwae_terms(model, x, iwae_k, beta, kl, seed)  # [b] each
+        sums = {"reconstruction": total(reconstruction), "kl": total(kl_q_p), "iwae": total(bound)}
+        return -sums["iwae"] / n, sums
+    terms = elbo_terms(model, x, beta=beta, kl=kl, free_bits=free_bits, seed=seed)
+    sums = {"reconstruction": total(terms.reconstruction), "kl": total(terms.kl)}
+    if free_bits <= 0:
+        return (beta * sums["kl"] - sums["reconstruction"]) / n, sums
+    if terms.kl_per_dim is not None:
+        local, floor = tf.reduce_sum(w[:, None] * terms.kl_per_dim, axis=0), free_bits  # [latent]
+    else:
+        local, floor = sums["kl"][None], free_bits * model.latent_dim  # [1]
+    every = tf.stop_gradient(local) if global_sum is None else global_sum(tf.stop_gradient(local))
+    share = tf.reduce_sum(w) / n  # b / N
+    kept = tf.where(every / n > floor, local / n, floor * share)  # [latent] or [1]
+    return beta * tf.reduce_sum(kept) - sums["reconstruction"] / n, sums
 
 
 def _batch_means(reconstruction, kl, loss) -> dict:

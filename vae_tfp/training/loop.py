@@ -13,24 +13,30 @@
 - NaN/Inf guard: a step whose loss or gradients are not finite is not applied; `train()` returns status "diverged"
   with a message naming the step and likely causes, and the model keeps the last good weights;
 - `Trainer.resume(run_dir)` restores a run's checkpoint (weights, optimizer state, step) to continue it;
-- a `tf.distribute` strategy (e.g. MirroredStrategy) replicates the step.
+- a `tf.distribute` strategy (MirroredStrategy, MultiWorkerMirroredStrategy) replicates the step (see
+  `replicated_step`): the batch size is the global batch, the loss its mean. With several workers (`vae_tfp.distribute`)
+  `cluster` says which one this is (`is_chief`: the one whose RunRecorder writes); the first `train()` checks that
+  every worker holds the same config, data, step and weights (`WorkersDisagree` if not); a stop asked on any worker
+  stops all after the same step; a worker that stops answering ends `train()` with `WorkerLost` after the "end"
+  event (status "stopped", the message naming the worker), so the chief's recorder keeps the last completed step.
 """
 
 import threading
 import time
 
+from vae_tfp import distribute
 from vae_tfp._tf import keras, tf
 from vae_tfp.config import PRECISIONS, RunConfig
 from vae_tfp.data import Dataset, load, prepare
 from vae_tfp.likelihoods import check_data, get_spec
 from vae_tfp.model import build_vae
-from vae_tfp.objectives import elbo_terms, training_loss, warmup_beta
+from vae_tfp.objectives import elbo_terms, shard_loss, training_loss, warmup_beta
 from vae_tfp.runs import open_run
 from vae_tfp.training.events import TrainEvent, TrainResult
 from vae_tfp.training.feed import Feed
 from vae_tfp.training.kernels import bfloat16_matmuls
 from vae_tfp.training.meter import ThroughputMeter
-from vae_tfp.training.replicated_step import build_replicated_step, replicated_inputs
+from vae_tfp.training.replicated_step import ReplicatedEval, ReplicatedInputs, build_replicated_step
 from vae_tfp.training.seeds import eval_seed
 from vae_tfp.training.single_step import build_single_step
 
@@ -51,7 +57,10 @@ class Trainer:
         self.precision = precision
         self.callbacks = list(callbacks)
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.cluster = distribute.worker_info(self.strategy)
+        self.replicated = not distribute.is_default(self.strategy)
         self._stop = threading.Event()
+        self._agreed = self.cluster.workers == 1  # the workers' agreement is checked by the first train()
 
         self.dataset = dataset if dataset is not None else load(config.dataset, data_dir=data_dir, seed=config.seed)
         self.data = prepare(self.dataset, get_spec(config.likelihood).representation,
@@ -74,13 +83,15 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.meter = ThroughputMeter()
-        if self.strategy.num_replicas_in_sync == 1:
+        if not self.replicated:
             self.compiled_step, self.metric_keys = build_single_step(self.strategy, self.model, self.optimizer,
                                                                      self._loss, self.feed)
         else:
             self.compiled_step, self.metric_keys = build_replicated_step(self.strategy, self.model, self.optimizer,
-                                                                         self._loss)
+                                                                         self._shard_loss)
         self._eval_step = tf.function(self._eval_sums)
+        self._replicated_eval = None
+        self._replicated_inputs = ReplicatedInputs(self.strategy, self.feed, config.epochs) if self.replicated else None
 
     @classmethod
     def resume(cls, run_dir, **kwargs) -> "Trainer":
@@ -109,12 +120,17 @@ class Trainer:
         c = self.config
         return training_loss(self.model, x, beta=beta, kl=c.kl, free_bits=c.free_bits, iwae_k=c.iwae_k, seed=seed)
 
+    def _shard_loss(self, x, beta, seed, n_global, global_sum, weights):
+        c = self.config
+        return shard_loss(self.model, x, n_global=n_global, beta=beta, kl=c.kl, free_bits=c.free_bits,
+                          iwae_k=c.iwae_k, seed=seed, global_sum=global_sum, weights=weights)
+
     def epoch_inputs(self, epoch: int, skip: int = 0):
         """The arguments of the compiled step for each of the epoch's steps after the first `skip`: (indices, seed)
-        with one replica, (x distributed, seed) with several."""
-        if self.strategy.num_replicas_in_sync == 1:
+        without a strategy, (batch distributed, stop flag) with one."""
+        if not self.replicated:
             return self.feed.steps(epoch, skip)
-        return replicated_inputs(self.strategy, self.feed, epoch, skip)
+        return self._replicated_inputs.epoch(epoch, skip, self._stop.is_set)
 
     # --- stop ----------------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -138,7 +154,11 @@ class Trainer:
 
     def evaluate_test(self) -> dict:
         """Test-set elbo, reconstruction and kl (means over the test images, one z each, drawn from the trainer's
-        seed stream at this step)."""
+        seed stream at this step; split over the replicas under a strategy)."""
+        if self.replicated:
+            if self._replicated_eval is None:
+                self._replicated_eval = ReplicatedEval(self.strategy, self._eval_sums, self.data.x_test, EVAL_BATCH)
+            return self._replicated_eval(self.config.seed, self.step)
         x = self.data.x_test
         sums = {}
         for chunk, i in enumerate(range(0, len(x), EVAL_BATCH)):
@@ -160,50 +180,63 @@ class Trainer:
         step diverges; see `TrainResult` for what the status means. Never raises for divergence."""
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
             raise ValueError(f"max_steps must be a non-negative integer or None, got {max_steps!r}")
+        if not self._agreed:  # several workers: the same config, data, step and weights on each, checked once
+            distribute.check_agreement(self)
+            self._agreed = True
         c = self.config
         spe = self.steps_per_epoch
         target = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
         warmup_steps = c.warmup_epochs * spe
         first_step = self.step
-        status, message, last, test_metrics = "completed", "", {}, {}
+        status, message, last, test_metrics, lost = "completed", "", {}, {}, None
+        stop_all = False  # a stop asked on any worker, known to all after the same step
         self._emit("start")
         self.meter.restart()
-        while self.step < target and status == "completed":
-            epoch = self.step // spe
-            inputs = iter(self.epoch_inputs(epoch, skip=self.step - epoch * spe))
-            while self.step < (epoch + 1) * spe:
-                if self.step >= target or self._stop.is_set():
-                    status = "stopped"
-                    break
-                t0 = time.perf_counter()
-                traces = self.compiled_step.experimental_get_tracing_count()
-                beta = warmup_beta(self.step, c.beta, warmup_steps)
-                values = self.compiled_step(*next(inputs), beta).numpy().tolist()  # one host sync
-                out = dict(zip(self.metric_keys, values))
-                if out.pop("finite") < 1:
-                    status, message = "diverged", self._divergence_message(out)
-                    break
-                images = self.feed.images_in_batch(self.step - epoch * spe)
-                self.step += 1
-                if self.compiled_step.experimental_get_tracing_count() == traces:
-                    self.meter.tick(images, time.perf_counter() - t0, self.total_steps - self.step)
-                else:  # this step compiled the step function: not a measure of speed
-                    self.meter.restart()
-                last = dict(out, beta=float(beta))
-                self._emit("step", metrics=last)
-            else:
-                self.epoch = epoch + 1
-                self._emit("epoch", metrics=last)
-                if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
-                    test_metrics = self.evaluate_test()
-                    self._emit("eval", metrics=last, test_metrics=test_metrics)
-                    self.meter.restart()
-        if status == "completed" and self.step < self.total_steps:
-            status = "stopped"  # max_steps reached
-        if not test_metrics and self.step > first_step:
-            test_metrics = self.evaluate_test()
-            self._emit("eval", metrics=last, test_metrics=test_metrics)
+        try:
+            while self.step < target and status == "completed":
+                epoch = self.step // spe
+                inputs = iter(self.epoch_inputs(epoch, skip=self.step - epoch * spe))
+                while self.step < (epoch + 1) * spe:
+                    if self.step >= target or stop_all or (self._stop.is_set() and self.cluster.workers == 1):
+                        status = "stopped"
+                        break
+                    t0 = time.perf_counter()
+                    traces = self.compiled_step.experimental_get_tracing_count()
+                    beta = warmup_beta(self.step, c.beta, warmup_steps)
+                    values = self.compiled_step(*next(inputs), beta).numpy().tolist()  # one host sync
+                    out = dict(zip(self.metric_keys, values))
+                    stop_all = out.pop("stop", 0.0) > 0
+                    if out.pop("finite") < 1:
+                        status, message = "diverged", self._divergence_message(out)
+                        break
+                    images = self.feed.images_in_batch(self.step - epoch * spe)
+                    self.step += 1
+                    if self.compiled_step.experimental_get_tracing_count() == traces:
+                        self.meter.tick(images, time.perf_counter() - t0, self.total_steps - self.step)
+                    else:  # this step compiled the step function: not a measure of speed
+                        self.meter.restart()
+                    last = dict(out, beta=float(beta))
+                    self._emit("step", metrics=last)
+                else:
+                    self.epoch = epoch + 1
+                    self._emit("epoch", metrics=last)
+                    if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
+                        test_metrics = self.evaluate_test()
+                        self._emit("eval", metrics=last, test_metrics=test_metrics)
+                        self.meter.restart()
+            if status == "completed" and self.step < self.total_steps:
+                status = "stopped"  # max_steps reached
+            if not test_metrics and self.step > first_step:
+                test_metrics = self.evaluate_test()
+                self._emit("eval", metrics=last, test_metrics=test_metrics)
+        except Exception as err:  # a worker stopped answering (several workers only); anything else goes on up
+            lost = distribute.failure_message(err, self)
+            if lost is None:
+                raise
+            status, message = "stopped", lost
         self._emit("end", metrics=last, test_metrics=test_metrics, status=status, message=message)
+        if lost:
+            raise distribute.WorkerLost(lost)
         return TrainResult(status, self.step, self.epoch, self.meter.images_per_second, last, test_metrics, message)
 
     def _divergence_message(self, out: dict) -> str:

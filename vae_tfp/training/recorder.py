@@ -20,6 +20,9 @@ History rate: one train record (the mean of the steps since the previous one) ev
     every = max(1, ceil(steps_per_epoch / 10), ceil(total_steps / 2000))
 steps, so at most ~10 train records per epoch and ~2000 per run (plus one when a `train()` call ends), whatever the
 data set size or the number of epochs; a test record per test evaluation (config.eval_every).
+
+Several workers (`vae_tfp.distribute`): only the chief's recorder writes; on every other worker it does nothing (the
+chief's checkpoint reads the local copy of each variable, no collective, so the others need no temporary one).
 """
 
 import math
@@ -59,6 +62,9 @@ class RunRecorder:
         self._interval = []  # step metrics since the last train record
 
     def __call__(self, event) -> None:
+        cluster = getattr(event.trainer, "cluster", None)
+        if cluster is not None and not cluster.is_chief:
+            return  # a worker other than the chief: the chief writes the run
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
