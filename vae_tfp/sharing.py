@@ -4,13 +4,15 @@
     config_from_query(params)        -> (RunConfig, warnings)   a bad key or value never raises: it is named in a
                                         warning (key, value, what is allowed) and that field keeps its default
     export_bundle(run)               -> zip bytes: config.json, data.json, metrics.json, history.jsonl,
-                                        weights.weights.h5
+                                        weights.weights.h5, and the replay snapshots snapshots/step-*.weights.h5
     import_bundle(data, root)        -> Run, or BundleError saying what is wrong with the file
 
 A bundle is data only. Importing one never unpickles or executes anything: the zip must hold exactly the five
-expected members (no folders, no paths, no links), each within a size cap (so a zip bomb stops early), the JSON is
-parsed strictly and the config validated, and the weights must be an HDF5 file whose arrays fit the model that the
-config describes. Everything is checked before a run folder is created, so a rejected file leaves nothing on disk.
+expected members (no folders, no paths, no links), plus optional replay snapshots named exactly
+snapshots/step-<8 digits>.weights.h5 (at most MAX_SNAPSHOTS, each with the same arrays as the weights), each
+within a size cap (so a zip bomb stops early), the JSON is parsed strictly and the config validated, and the
+weights must be an HDF5 file whose arrays fit the model that the config describes. Everything is checked before a
+run folder is created, so a rejected file leaves nothing on disk.
 
 The config side imports no TensorFlow; `import_bundle` loads it to check the weights.
 """
@@ -18,6 +20,7 @@ The config side imports no TensorFlow; `import_bundle` loads it to check the wei
 import io
 import json
 import math
+import re
 import shutil
 import stat
 import tempfile
@@ -126,6 +129,8 @@ def export_bundle(run) -> bytes:
         for name, text in texts.items():
             zf.writestr(name, text)
         zf.writestr("weights.weights.h5", run.weights_path.read_bytes())
+        for name, blob in snapshot_members(run).items():
+            zf.writestr(name, blob)
     return buffer.getvalue()
 
 
@@ -159,7 +164,8 @@ def import_bundle(data: bytes, root=None, *, name: str | None = None, datasets=N
         path = scratch / "weights.weights.h5"
         path.write_bytes(weights)
         _check_weights(path, config, info)
-        return _store(config, info, metrics, history, path, root, name)
+        snapshots = _check_snapshots(members, path, scratch)
+        return _store(config, info, metrics, history, path, root, name, snapshots)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -177,9 +183,10 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
-        unexpected = sorted(set(names) - set(MEMBERS))
+        optional = [n for n in names if is_snapshot_member(n)]
+        unexpected = sorted(set(names) - set(MEMBERS) - set(optional))
         missing = [m for m in MEMBERS if m not in names]
-        if unexpected or missing or len(names) != len(MEMBERS):
+        if unexpected or missing or len(names) != len(set(names)):
             parts = []
             if unexpected:
                 parts.append(f"unexpected member(s) {', '.join(map(repr, unexpected))[:300]}")
@@ -187,7 +194,10 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 parts.append(f"missing {', '.join(missing)}")
             if len(names) != len(set(names)):
                 parts.append("duplicate member names")
-            raise BundleError(f"not a run bundle: {'; '.join(parts)}. A bundle holds exactly {', '.join(MEMBERS)}")
+            raise BundleError(f"not a run bundle: {'; '.join(parts)}. A bundle holds exactly {', '.join(MEMBERS)} "
+                              f"(and optional replay snapshots snapshots/step-<8 digits>.weights.h5)")
+        if len(optional) > MAX_SNAPSHOTS:
+            raise BundleError(f"the bundle holds {len(optional)} snapshots; at most {MAX_SNAPSHOTS} are allowed")
         out = {}
         for info in infos:
             kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip does not say (plain file)
@@ -195,7 +205,7 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 raise BundleError(f"member {info.filename!r} is not a plain file (a folder or a link)")
             if info.flag_bits & 0x1:
                 raise BundleError(f"member {info.filename!r} is encrypted")
-            cap = MAX_MEMBER_BYTES[info.filename]
+            cap = MAX_MEMBER_BYTES.get(info.filename, MAX_MEMBER_BYTES["weights.weights.h5"])  # snapshots: weights
             if info.file_size > cap:
                 raise BundleError(f"member {info.filename!r} unpacks to {info.file_size} bytes; the cap is {cap}")
             try:
@@ -308,7 +318,7 @@ def _check_weights(path: Path, config: RunConfig, info: dict) -> None:
                           f"{str(err).splitlines()[0][:300]}") from None
 
 
-def _store(config, info, metrics, history, weights_path: Path, root, name):
+def _store(config, info, metrics, history, weights_path: Path, root, name, snapshots=None):
     from vae_tfp.runs import atomic_write_json, atomic_write_text, create_run, safe_name
 
     base = f"imported-{Path(config.dataset).stem}-{config.likelihood}-z{config.latent_dim}"
@@ -322,7 +332,72 @@ def _store(config, info, metrics, history, weights_path: Path, root, name):
         atomic_write_json(run.path / "metrics.json", metrics | {"imported": True})
         atomic_write_text(run.path / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         shutil.copyfile(weights_path, run.weights_path)
+        _store_snapshots(run, snapshots or {})
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)
         raise
     return run
+
+
+# --- replay snapshots in a bundle (optional members) -------------------------------------------------------------
+SNAPSHOT_MEMBER = re.compile(r"^snapshots/step-(\d{8})\.weights\.h5$")
+MAX_SNAPSHOTS = 64  # snapshot members a bundle may hold
+BUNDLE_SNAPSHOT_BYTES = 16 * 2**20  # an export carries the replay snapshots that fit in this, evenly thinned
+
+
+def is_snapshot_member(name: str) -> bool:
+    return bool(SNAPSHOT_MEMBER.match(name))
+
+
+def snapshot_members(run) -> dict[str, bytes]:
+    """The run's replay snapshots as bundle members {"snapshots/step-00000120.weights.h5": bytes}: all of them, or,
+    when they hold more than BUNDLE_SNAPSHOT_BYTES, as many as fit, evenly spaced over the list (first and last
+    kept)."""
+    from vae_tfp.snapshots import file_name, replay_snapshots
+
+    snaps = replay_snapshots(run.path)
+    if not snaps:
+        return {}
+    size = max(s.path.stat().st_size for s in snaps)
+    fit = min(len(snaps), MAX_SNAPSHOTS, BUNDLE_SNAPSHOT_BYTES // max(1, size))
+    if fit < 1:
+        return {}
+    n = len(snaps)
+    keep = sorted({round(i * (n - 1) / (fit - 1)) for i in range(fit)}) if 1 < fit < n else \
+        (range(n) if fit >= n else [n - 1])
+    return {f"snapshots/{file_name('replay', snaps[i].step)}": snaps[i].path.read_bytes() for i in keep}
+
+
+def _check_snapshots(members: dict, weights_path: Path, scratch: Path) -> dict[int, Path]:
+    """{step: file in scratch} for the bundle's snapshot members, each an HDF5 file with exactly the arrays (names
+    and shapes) of the weights, which were checked against the model before."""
+    from vae_tfp.runs import weight_shapes
+
+    expected = weight_shapes(weights_path)
+    out = {}
+    for name, blob in sorted(members.items()):
+        match = SNAPSHOT_MEMBER.match(name)
+        if match is None:
+            continue
+        if not blob.startswith(HDF5_MAGIC):
+            raise BundleError(f"{name} is not an HDF5 file (it does not start with the HDF5 signature)")
+        step = int(match.group(1))
+        path = scratch / f"snapshot-{step}.weights.h5"
+        path.write_bytes(blob)
+        try:
+            shapes = weight_shapes(path)
+        except OSError as err:
+            raise BundleError(f"{name} is not a readable HDF5 file: {err}") from None
+        if shapes != expected:
+            raise BundleError(f"{name} does not hold the arrays of weights.weights.h5 (a snapshot of another model)")
+        out[step] = path
+    return out
+
+
+def _store_snapshots(run, snapshots: dict[int, Path]) -> None:
+    from vae_tfp.snapshots import file_name, folder
+
+    if snapshots:
+        folder(run.path).mkdir()
+    for step, path in snapshots.items():
+        shutil.copyfile(path, folder(run.path) / file_name("replay", step))
