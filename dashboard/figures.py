@@ -357,14 +357,34 @@ SAMPLE_C, MEAN_C, RECON_C_LAB, TEST_C = "#ff7f0e", "#111111", "#2ca02c", "#d6272
 LOG_FLOOR = 12.0  # a log-scale picture shows log p(x) down to 12 nats below its largest value
 
 
-def _plane_axes_layout(fig, extent, height: int, title: str | None, **layout) -> go.Figure:
-    """x1 to the right, x2 up, one unit as long on both axes, over the plane's extent."""
+def plane_height(extent, plot_width: int, extra: int = 140) -> int:
+    """The figure height (px) that fits a plane drawn `plot_width` px wide with one unit as long on both axes, plus
+    `extra` px of title, axis labels and legend."""
+    ratio = (extent[1][1] - extent[1][0]) / max(extent[0][1] - extent[0][0], 1e-12)
+    return int(min(800, max(300, round(plot_width * ratio) + extra)))
+
+
+def _plane_axes_layout(fig, extent, plot_width: int, title: str | None, **layout) -> go.Figure:
+    """x1 to the right, x2 up, one unit as long on both axes, over the plane's extent; tall enough for a plot
+    about `plot_width` px wide."""
     fig.update_xaxes(title="x1", range=list(extent[0]), constrain="domain", showgrid=False, zeroline=False)
     fig.update_yaxes(title="x2", range=list(extent[1]), scaleanchor="x", scaleratio=1, constrain="domain",
                      showgrid=False, zeroline=False)
-    fig.update_layout(height=height, title=title, margin=dict(l=60, r=20, t=50 if title else 20, b=50),
-                      plot_bgcolor="white", **layout)
+    fig.update_layout(height=plane_height(extent, plot_width), title=title,
+                      margin=dict(l=60, r=20, t=50 if title else 20, b=50), plot_bgcolor="white", **layout)
     return fig
+
+
+def _contour_lines(axes, log_density, *, name: str, width: float, dash: str = "solid",
+                   showlegend: bool = False) -> go.Contour:
+    """White contour lines of a density at 10 %, 30 %, 50 %, 70 % and 90 % of its peak (on every other grid point:
+    lines need no more, and the figure stays small)."""
+    p = np.exp(np.asarray(log_density, np.float64))[::2, ::2]
+    peak = float(p.max())
+    return go.Contour(x=axes[0][::2], y=axes[1][::2], z=p.T.astype(np.float32), showscale=False,
+                      contours=dict(coloring="lines", start=0.1 * peak, end=0.9 * peak, size=0.2 * peak),
+                      line=dict(width=width, color="rgba(255,255,255,0.75)", dash=dash),
+                      colorscale=[[0, "white"], [1, "white"]], hoverinfo="skip", name=name, showlegend=showlegend)
 
 
 def _extent(axes) -> tuple:
@@ -388,23 +408,16 @@ def lab_heat(axes, log_density, *, zmax: float | None = None, log_scale: bool = 
 
 
 def lab_density(axes, log_density, *, title: str, points=None, zmax: float | None = None, log_scale: bool = False,
-                name: str = "p(x)", height: int = 480) -> go.Figure:
+                name: str = "p(x)", plot_width: int = 330) -> go.Figure:
     """A density over the plane (heatmap, white contour lines at 10 %, 30 %, 50 %, 70 % and 90 % of its peak) with
     up to 1000 `points` [n, 2] (the training data) over it."""
     fig = go.Figure(lab_heat(axes, log_density, zmax=zmax, log_scale=log_scale, name=name))
-    peak = float(np.exp(np.max(log_density)))
-    fig.add_trace(go.Contour(x=axes[0], y=axes[1], z=np.exp(np.asarray(log_density)).T.astype(np.float32),
-                             showscale=False, contours=dict(coloring="lines", start=0.1 * peak, end=0.9 * peak,
-                                                            size=0.2 * peak),
-                             line=dict(width=0.8, color="rgba(255,255,255,0.7)"), colorscale=[[0, "white"],
-                                                                                             [1, "white"]],
-                             hoverinfo="skip", name=f"contours of {name}", showlegend=False))
+    fig.add_trace(_contour_lines(axes, log_density, name=f"contours of {name}", width=0.8))
     if points is not None:
         pts = np.asarray(points)[:1000]
         fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="training points",
-                                 marker=dict(size=3, color=LAB_POINTS), hoverinfo="skip"))
-    return _plane_axes_layout(fig, _extent(axes), height, title,
-                              legend=dict(orientation="h", y=-0.16, x=0))
+                                 marker=dict(size=3, color=LAB_POINTS), hoverinfo="skip", showlegend=False))
+    return _plane_axes_layout(fig, _extent(axes), plot_width, title)
 
 
 def ellipse_paths(means, sigmas, radius: float = 2.0, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -418,19 +431,15 @@ def ellipse_paths(means, sigmas, radius: float = 2.0, n: int = 24) -> tuple[np.n
     return np.concatenate([xs, gap], 1).ravel(), np.concatenate([ys, gap], 1).ravel()
 
 
-def lab_mixture(mix, log_px_grid, *, zmax: float, points=None, height: int = 480) -> go.Figure:
+def lab_mixture(mix, log_px_grid, *, zmax: float, points=None, plot_width: int = 420) -> go.Figure:
     """p_K(x) as a heatmap on p(x)'s colour scale (values above it saturate), each component N(f(z_k), sigma^2)
     as its 2-sigma ellipse and centre f(z_k), and p(x)'s own contour lines (white) to compare."""
     axes = mix.axes
     fig = go.Figure(lab_heat(axes, mix.log_density, zmax=zmax, name="p_K(x)"))
-    peak = float(np.exp(np.max(log_px_grid)))
-    fig.add_trace(go.Contour(x=axes[0], y=axes[1], z=np.exp(np.asarray(log_px_grid)).T.astype(np.float32),
-                             showscale=False, contours=dict(coloring="lines", start=0.1 * peak, end=0.9 * peak,
-                                                            size=0.2 * peak),
-                             line=dict(width=1.2, color="white", dash="dot"), colorscale=[[0, "white"], [1, "white"]],
-                             hoverinfo="skip", name="p(x) (contours)", showlegend=True))
+    fig.add_trace(_contour_lines(axes, log_px_grid, name="p(x): its contours (dotted)", width=1.2, dash="dot",
+                                 showlegend=True))
     ex, ey = ellipse_paths(mix.means, mix.sigmas)
-    opacity = float(min(0.9, max(0.12, 3.0 / math.sqrt(mix.K))))
+    opacity = float(min(0.9, max(0.2, 4.0 / math.sqrt(mix.K))))
     fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color=f"rgba(255,127,14,{opacity:.2f})", width=1),
                              name=f"p(x|z_k) = N(f(z_k), σ²): 2σ ellipses, weight 1/{mix.K} each",
                              hoverinfo="skip"))
@@ -442,11 +451,11 @@ def lab_mixture(mix, log_px_grid, *, zmax: float, points=None, height: int = 480
         pts = np.asarray(points)[:1000]
         fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="training points",
                                  marker=dict(size=2.5, color=LAB_POINTS), hoverinfo="skip", visible="legendonly"))
-    return _plane_axes_layout(fig, _extent(axes), height, f"p_K(x) = (1/{mix.K}) Σ_k N(x; f(z_k), σ²) with "
-                              f"K = {mix.K}", legend=dict(orientation="h", y=-0.16, x=0))
+    return _plane_axes_layout(fig, _extent(axes), plot_width, f"p_K(x) = (1/{mix.K}) Σ_k N(x; f(z_k), σ²) with "
+                              f"K = {mix.K}", legend=dict(orientation="h", y=-0.2, x=0))
 
 
-def lab_mixture_curve(curve, K: int) -> go.Figure:
+def lab_mixture_curve(curve, K: int, height: int = 420) -> go.Figure:
     """mean |log p_K(x) - log p(x)| over the test points against K (log axes), the chosen K marked."""
     fig = go.Figure(go.Scatter(x=curve.ks, y=curve.mean_abs_error, mode="lines+markers", name="mean |log p_K − "
                                "log p|", line=dict(color=SAMPLE_C, width=2),
@@ -457,13 +466,13 @@ def lab_mixture_curve(curve, K: int) -> go.Figure:
                                  marker=dict(size=13, color="white", line=dict(width=2.5, color=TEST_C))))
     fig.update_xaxes(type="log", title="K (components z_k ~ p(z))")
     fig.update_yaxes(type="log", title="mean over test x of |log p_K(x) − log p(x)|  (nats)")
-    fig.update_layout(height=480, title="p_K approaches p(x) as K grows", showlegend=False,
+    fig.update_layout(height=height, title="p_K approaches p(x) as K grows", showlegend=False,
                       margin=dict(l=70, r=20, t=50, b=50))
     return fig
 
 
 def lab_sampling(both, extent, *, points=None, samples: bool = True, reconstructions: bool = True,
-                 n_links: int = 300, height: int = 520) -> go.Figure:
+                 n_links: int = 300, plot_width: int = 640) -> go.Figure:
     """On one plane: draws x ~ p(x) (z ~ p(z), then x ~ p(x|z)) with their decoder means f(z), and test points x
     with their reconstructions x' (z ~ q(z|x), then x' ~ p(x|z)) joined to them by a segment."""
     fig = go.Figure()
@@ -492,13 +501,14 @@ def lab_sampling(both, extent, *, points=None, samples: bool = True, reconstruct
                                  name="x' ~ p(x|z), z ~ q(z|x): reconstructions", marker=dict(size=5,
                                                                                                color=RECON_C_LAB),
                                  hoverinfo="skip"))
-    return _plane_axes_layout(fig, extent, height, None, legend=dict(orientation="h", y=-0.14, x=0))
+    return _plane_axes_layout(fig, extent, plot_width, None, legend=dict(orientation="h", y=-0.14, x=0))
 
 
-def lab_pick(axes, log_density, x_test, point, *, pick: int = 41, height: int = 480) -> go.Figure:
+def lab_pick(axes, log_density, x_test, point, *, pick: int = 41, plot_width: int = 380) -> go.Figure:
     """The plane to pick x on: p(x) as filled contours, the test points, a grid of invisible pickable points
     (clicking anywhere selects the nearest), and the chosen x as a star."""
-    fig = go.Figure(go.Contour(x=axes[0], y=axes[1], z=np.exp(np.asarray(log_density)).T.astype(np.float32),
+    p = np.exp(np.asarray(log_density, np.float64))[::2, ::2]  # every other grid point is enough for the fill
+    fig = go.Figure(go.Contour(x=axes[0][::2], y=axes[1][::2], z=p.T.astype(np.float32),
                                colorscale=LAB_COLORSCALE, ncontours=12, showscale=False, hoverinfo="skip",
                                contours=dict(coloring="fill", showlines=False), name="p(x)"))
     gx, gy = np.meshgrid(np.linspace(axes[0][0], axes[0][-1], pick), np.linspace(axes[1][0], axes[1][-1], pick))
@@ -515,9 +525,8 @@ def lab_pick(axes, log_density, x_test, point, *, pick: int = 41, height: int = 
     fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="x (chosen)",
                              marker=dict(size=18, symbol="star", color=TEST_C, line=dict(width=1.5, color="white")),
                              unselected=dict(marker=dict(opacity=1)), hoverinfo="skip"))
-    return _plane_axes_layout(fig, _extent(axes), height, "Click the plane (or a test point) to pick x",
-                              legend=dict(orientation="h", y=-0.16, x=0), clickmode="event+select",
-                              dragmode="pan")
+    return _plane_axes_layout(fig, _extent(axes), plot_width, None, legend=dict(orientation="h", y=-0.2, x=0),
+                              clickmode="event+select", dragmode="pan")
 
 
 def lab_posteriors(pic) -> go.Figure:
@@ -542,8 +551,8 @@ def lab_posteriors(pic) -> go.Figure:
     fig.update_yaxes(title="z2", row=1, col=1)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     fig.update_yaxes(scaleanchor="x2", row=1, col=2)
-    fig.update_layout(height=420, margin=dict(l=60, r=20, t=50, b=50), plot_bgcolor="white")
-    fig.add_annotation(text="red dotted: the other panel's contours", xref="paper", yref="paper", x=1, y=-0.2,
+    fig.update_layout(height=440, margin=dict(l=60, r=20, t=50, b=80), plot_bgcolor="white")
+    fig.add_annotation(text="red dotted lines: the other panel's contours", xref="paper", yref="paper", x=1, y=-0.22,
                        showarrow=False, xanchor="right", font=dict(size=12))
     return fig
 

@@ -99,3 +99,22 @@ def test_the_mixture_curve_is_mixture_density_for_each_k_and_falls():
         assert error == mix.mean_abs_error
         assert error == pytest.approx(np.mean(np.abs(mix.test_log_pk - log_px)))
     assert curve.mean_abs_error[-1] < curve.mean_abs_error[0] / 10 and curve.mean_abs_error[-1] < 0.1
+
+
+def test_a_sharp_decoder_gets_a_finer_latent_grid_and_the_exact_density():
+    """A linear-Gaussian model with a tiny sigma: on the default latent grid the decoder's mean moves many sigma
+    between neighbouring grid points and the quadrature is off; the lab refines the grid and matches the closed
+    form N(b, W^T W + sigma^2 I) again."""
+    from vae_tfp import evaluation
+
+    W, b, sigma = np.array([[1.2, 0.8]]), np.array([0.5, -0.3]), 0.002
+    model = linear_gaussian_vae(W, b, sigma)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 1)) @ W + b + sigma * rng.normal(size=(300, 2))
+    exact = evaluation.exact_log_px(model, x.astype(np.float32))
+    coarse = density.density_grid(model, 40, points=x)
+    assert coarse.latent_step > 2 * lab.STEP_LIMIT
+    assert np.max(np.abs(density.log_px_at(model, x, quadrature=coarse.quadrature) - exact)) > 0.05
+    side = lab.model_plane(model, lab.plane_axes(lab.data_extent(x), 40), x)
+    assert side.grid.latent_grid > density.DEFAULT_LATENT_GRID[1] and side.grid.latent_step <= lab.STEP_TARGET + 0.1
+    np.testing.assert_allclose(side.test_log_px, exact, rtol=0, atol=2e-3)

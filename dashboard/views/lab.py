@@ -8,8 +8,9 @@
    q(z|x).
 For other data the tab says in one line what it is for.
 
-Live: while this session's training runs, a fragment redraws part 1 every LIVE_SECONDS from the newest snapshot in
-the run directory (`vae_tfp.snapshots`), never from the trainer object. Afterwards a step slider replays the
+Live: while this session's training runs, a fragment redraws part 1's model side every LIVE_SECONDS from the
+newest snapshot in the run directory (`vae_tfp.snapshots`), never from the trainer object; the truth beside it is
+drawn once. Afterwards a step slider replays the
 snapshots saved with the run, and every part shows the model at the chosen step. Results and figures are memoised
 per (model snapshot, inputs) in the session (`state.memo` / `state.figure`), so a rerun that moves only the K slider
 recomputes only p_K. The numbers come from `vae_tfp.explain.lab` and `vae_tfp.density`; nothing is computed here.
@@ -103,7 +104,7 @@ def _replay(act):
 
     run = act.run
     snaps = {s.step: s for s in replay_snapshots(run.path)} if run is not None else {}
-    final = int(run.metrics().get("steps") or 0) if run is not None else 0
+    final = _final_step(run) if run is not None else 0
     if not snaps:
         if run is not None:
             st.caption("This run holds no snapshots to replay (written before they were recorded, or from a bundle "
@@ -123,6 +124,15 @@ def _replay(act):
     return cached["model"], ("snapshot", str(run.path), step, snaps[step].path.stat().st_mtime_ns)
 
 
+def _final_step(run) -> int:
+    """The step of the run's weights.weights.h5: the metrics' steps (a finished call), else its checkpoint's."""
+    steps = run.metrics().get("steps")
+    if steps is None:
+        checkpoint = run.checkpoint_state()
+        steps = checkpoint["step"] if checkpoint else 0
+    return int(steps)
+
+
 # --- live ---------------------------------------------------------------------------------------------------------
 def _live_job() -> tuple[bool, str | None]:
     """(training runs in this session and the views follow it, its run directory once it exists)."""
@@ -132,15 +142,14 @@ def _live_job() -> tuple[bool, str | None]:
     return True, job.snapshot().run_path
 
 
-@st.fragment(run_every=LIVE_SECONDS)
 def _live(run_path) -> None:
-    if run_path is None:
-        run_path = _live_job()[1]
+    """While this session's training runs: part 1 for the run's newest snapshot, the model's side refreshed by a
+    fragment every LIVE_SECONDS (the truth beside it is drawn once)."""
     if run_path is None:
         st.info("Training is starting: the live density appears with the first snapshot of the run.")
         return
     from vae_tfp.runs import open_run
-    from vae_tfp.snapshots import live_snapshot, load_live
+    from vae_tfp.snapshots import live_snapshot
 
     run = open_run(run_path)
     info = run.data_info()
@@ -153,15 +162,29 @@ def _live(run_path) -> None:
         return
     lab = state.explain("lab")
     cached = _run_model(run)
-    snap = load_live(run.path, cached["model"])
-    cached["loaded"] = None  # the live file is replaced as training goes on: load the next one afresh
     _, prepared = state.prepared(run.config())
     ctx = _context(prepared, lab, cached["model"], info.get("dataset") or run.config().dataset)
-    total = st.session_state["job"].snapshot().total_steps
+    st.caption("The mixture, the sampling and the point picking open when training ends or you press Stop; a step "
+               "slider then replays the run.")
+    _plane_section(None, None, ctx, lab, live=run)
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def _live_model_side(run, ctx, lab, truth, log_scale: bool, zmax) -> None:
+    from vae_tfp.snapshots import load_live
+
+    cached = _run_model(run)
+    snap = load_live(run.path, cached["model"])
+    cached["loaded"] = None  # the live file is replaced as training goes on: load the next one afresh
+    job = st.session_state.get("job")
+    total = job.snapshot().total_steps if job is not None else "?"
     st.markdown(f"**Live:** the model at step **{snap.step}** of {total}, from the run's newest snapshot "
-                f"(refreshed every {LIVE_SECONDS:g} s while it trains). The mixture, the sampling and the point "
-                "picking open when training ends or you press Stop; a step slider then replays the run.")
-    _plane_section(cached["model"], ("live", str(run.path), snap.step), ctx, lab, live=True)
+                f"(refreshed every {LIVE_SECONDS:g} s while it trains).")
+    token = ("live", str(run.path), snap.step)
+    held = st.session_state.get("lab_live")  # one slot: every refresh is a new step, nothing would be reused
+    if held is None or held[0] != token:
+        held = st.session_state["lab_live"] = (token, lab.model_plane(cached["model"], ctx["axes"], ctx["x_test"]))
+    _model_side(held[1], token, ctx, lab, truth, log_scale, zmax, memoise=False)
 
 
 # --- 1. p(x) over the plane ---------------------------------------------------------------------------------------
@@ -171,63 +194,52 @@ def _truth(dataset: str, extent: tuple, grid: int, x_test: np.ndarray):
     return state.explain("lab").truth_plane(dataset, state.explain("lab").plane_axes(extent, grid), x_test)
 
 
-def _plane_section(model, token, ctx, lab, live: bool = False):
-    axes, x_test = ctx["axes"], ctx["x_test"]
-    inputs = (ctx["extent"], ctx["grid"])
-    if live:  # one slot: every refresh is a new step, so nothing would be reused
-        held = st.session_state.get("lab_live")
-        if held is None or held[0] != token:
-            held = st.session_state["lab_live"] = (token, lab.model_plane(model, axes, x_test))
-        plane = held[1]
-    else:
-        with st.spinner("Computing p(x) over the plane…"):
-            plane = state.memo(token, "lab_plane", inputs, lambda: lab.model_plane(model, axes, x_test))
-    truth = _truth(ctx["dataset"], ctx["extent"], ctx["grid"], x_test)
+def _plane_section(model, token, ctx, lab, live=None):
+    """Part 1: the model's p(x) (left) beside the truth (right) on one colour scale, each with its numbers below.
+    `live`: the run being trained, whose model side a fragment redraws from its newest snapshot; else `model` at
+    `token`. Returns the model's ModelPlane (None when live)."""
+    truth = _truth(ctx["dataset"], ctx["extent"], ctx["grid"], ctx["x_test"])
     st.subheader("p(x) over the plane" + (" — the model beside the truth" if truth is not None else ""))
-    if not live:
+    if live is None:
         st.markdown("The VAE's density p(x) = ∫ p(x|z) p(z) dz at every point of the plane: bright where the model "
                     "puts its mass. The white dots are training points; a good model is bright where they are dense "
                     "and dark where there are none.")
     log_scale = st.toggle("Colour by log p(x) (shows the tails)", key=LOG_KEY)
-    peak = float(np.exp(np.max(plane.grid.log_density)))
-    if truth is not None:
-        peak = max(peak, float(np.exp(np.max(truth.log_density))))
-    pts = ctx["x_train"][:1000]
-    step = f" at step {token[2]}" if token and token[0] in ("live", "snapshot") else ""
-
-    def model_figure():
-        return figures.lab_density(axes, plane.grid.log_density, points=pts, zmax=peak, log_scale=log_scale,
-                                   title=f"The model's p(x){step}")
-
-    model_fig = model_figure() if live else state.figure(token, "lab_density", inputs + (log_scale, peak),
-                                                         model_figure)
-    if truth is not None:
-        left, right = st.columns(2)
-        with left:
-            figures.chart(model_fig, config=figures.plot_config("model-px"), key="lab_model_px")
+    # one colour scale for every step of a run: the truth's peak where it is known (a sharper model saturates)
+    zmax = float(np.exp(np.max(truth.log_density))) if truth is not None else None
+    left, right = st.columns(2) if truth is not None else (st.container(), None)
+    if right is not None:
         with right:
-            truth_fig = state.figure(("truth", ctx["dataset"]), "lab_truth", inputs + (log_scale, peak),
-                                     lambda: figures.lab_density(axes, truth.log_density, points=pts, zmax=peak,
-                                                                 log_scale=log_scale, name="p(x)",
-                                                                 title="The data's true p(x)"))
-            figures.chart(truth_fig, config=figures.plot_config("true-px"), key="lab_true_px")
-    else:
-        figures.chart(model_fig, config=figures.plot_config("model-px"), key="lab_model_px")
-    _plane_numbers(plane, truth, lab)
+            _truth_side(truth, ctx, log_scale, zmax)
+    with left:
+        if live is not None:
+            _live_model_side(live, ctx, lab, truth, log_scale, zmax)
+            return None
+        with st.spinner("Computing p(x) over the plane…"):
+            plane = state.memo(token, "lab_plane", (ctx["extent"], ctx["grid"]),
+                               lambda: lab.model_plane(model, ctx["axes"], ctx["x_test"]))
+        _model_side(plane, token, ctx, lab, truth, log_scale, zmax)
     return plane
 
 
-def _plane_numbers(plane, truth, lab) -> None:
+def _model_side(plane, token, ctx, lab, truth, log_scale: bool, zmax, memoise: bool = True) -> None:
     g = plane.grid
-    cols = st.columns(4)
+    step = f" at step {token[2]}" if token and token[0] in ("live", "snapshot") else ""
+
+    def build():
+        return figures.lab_density(ctx["axes"], g.log_density, points=ctx["x_train"], zmax=zmax,
+                                   log_scale=log_scale, title=f"The model's p(x){step}")
+
+    fig = state.figure(token, "lab_density", (ctx["extent"], ctx["grid"], log_scale, zmax), build) if memoise \
+        else build()
+    figures.chart(fig, config=figures.plot_config("model-px"), key="lab_model_px")
+    cols = st.columns(3)
     cols[0].metric("held-out mean log p(x), model", f"{plane.test_mean:.3f}",
                    help=f"Mean over the {len(plane.test_log_px)} test points, nats per point "
                         f"(± {plane.test_stderr:.3f} standard error).")
     if truth is not None:
         d = lab.distance(truth.test_log_px, plane.test_log_px)
-        cols[1].metric("held-out mean log p(x), truth", f"{truth.test_mean:.3f}",
-                       help="The same test points under the data's true density.")
-        cols[2].metric("KL(p_true || p_model) ≈", f"{d.kl:.3f} nats",
+        cols[1].metric("KL(p_true || p_model) ≈", f"{d.kl:.3f} nats",
                        help=f"mean over the test points of log p_true(x) − log p_model(x) (± {d.stderr:.3f}): the "
                             "test points are draws of the truth, so this estimates the KL divergence from the "
                             "data's density to the model's. 0 would be a perfect model.")
@@ -235,19 +247,29 @@ def _plane_numbers(plane, truth, lab) -> None:
         cols[1].metric("the data's true p(x)", "not known",
                        help="Known for the built-in toy sets (two_moons, rings, pinwheel, linear_gaussian_2d); "
                             "not for your own data.")
-    cols[3].metric("model's mass on this plane", f"{g.integral:.3f}",
+    cols[2].metric("model's mass on this plane", f"{g.integral:.3f}",
                    help="Σ p(x) × cell area over the grid: 1 when the plane holds all of the model's mass.")
     if g.method == "quadrature":
-        how = (f"p(x) by quadrature: Σ_g p(x|z_g) p(z_g) Δz over a {g.latent_grid}"
-               f"{'×' + str(g.latent_grid) if len(g.latent_extent) == 2 else ''} grid of z (prior mass on it "
-               f"{g.prior_mass:.6f}; the decoder's mean moves at most {g.latent_step:.2f} σ between neighbouring "
-               f"grid points), on a {g.grid}×{g.grid} grid of x in {g.seconds:.2f} s.")
+        st.caption(f"By quadrature: p(x) ≈ Σ_g p(x|z_g) p(z_g) Δz over a {g.latent_grid}"
+                   f"{'×' + str(g.latent_grid) if len(g.latent_extent) == 2 else ''} grid of z (its prior mass "
+                   f"{g.prior_mass:.6f}; the decoder's mean moves at most {g.latent_step:.2f} σ between neighbouring "
+                   f"grid points), on a {g.grid}×{g.grid} grid of x, in {g.seconds:.2f} s.")
     else:
-        how = (f"p(x) by importance sampling with q(z|x) (k = {g.k} per grid point, 1000 per test point: the latent "
-               f"has more than 2 dimensions), on a {g.grid}×{g.grid} grid of x in {g.seconds:.2f} s.")
-    if truth is not None:
-        how += f" The truth: {truth.method}."
-    st.caption(how)
+        st.caption(f"By importance sampling with q(z|x) (k = {g.k} per grid point, 1000 per test point: the latent "
+                   f"has more than 2 dimensions), on a {g.grid}×{g.grid} grid of x, in {g.seconds:.2f} s.")
+
+
+def _truth_side(truth, ctx, log_scale: bool, zmax) -> None:
+    fig = state.figure(("truth", ctx["dataset"]), "lab_truth", (ctx["extent"], ctx["grid"], log_scale, zmax),
+                       lambda: figures.lab_density(ctx["axes"], truth.log_density, points=ctx["x_train"], zmax=zmax,
+                                                   log_scale=log_scale, title="The data's true p(x)"))
+    figures.chart(fig, config=figures.plot_config("true-px"), key="lab_true_px")
+    cols = st.columns(3)
+    cols[0].metric("held-out mean log p(x), truth", f"{truth.test_mean:.3f}",
+                   help="The same test points under the data's true density.")
+    cols[1].metric("truth's mass on this plane", f"{truth.integral:.3f}")
+    st.caption(f"The truth, {truth.method}. Both pictures share its colour scale; where the model is sharper than "
+               "the truth its colour saturates.")
 
 
 # --- 2. p(x) as a mixture -----------------------------------------------------------------------------------------
@@ -274,7 +296,9 @@ def _mixture_section(model, token, ctx, lab, plane) -> None:
     with right:
         st.metric(f"mean |log p_K(x) − log p(x)| over the {len(x_test)} test points, K = {K}",
                   f"{mix.mean_abs_error:.3f} nats")
-        figures.chart(state.figure(token, "lab_curve", (K,), lambda: figures.lab_mixture_curve(curve, K)),
+        height = fig.layout.height - 70  # level with the mixture's plot (the metric above takes the rest)
+        figures.chart(state.figure(token, "lab_curve", (K, height),
+                                   lambda: figures.lab_mixture_curve(curve, K, height=height)),
                       config=figures.plot_config("mixture-curve"), key="lab_curve")
     st.caption("p_K is drawn on p(x)'s colour scale (brighter values saturate). The z_k are the first K of one "
                "draw of 1000, so moving the slider adds components to the same mixture.")
@@ -285,13 +309,12 @@ def _sampling_section(model, token, ctx) -> None:
     from vae_tfp import density
 
     st.subheader("Sampling, both ways")
-    c1, c2 = st.columns(2)
-    with c1:
+    left, right = st.columns([1, 2])
+    with left:
         samples = st.toggle("x ~ p(x): samples of the model", value=True, key=SAMPLES_KEY)
         st.caption(f"**Orange:** {N_SAMPLES} draws of the model's p(x), in two steps: z ~ p(z) from the prior, "
                    "then x ~ p(x|z) = N(f(z), σ²). No data is used; the black dots are the decoder's means f(z), "
                    "the orange ones add the noise σ.")
-    with c2:
         recon = st.toggle("x' ~ p(x|z), z ~ q(z|x): reconstructions", value=False, key=RECON_KEY)
         st.caption(f"**Green:** for {N_RECON} test points x (red crosses), z ~ q(z|x) from the encoder, then "
                    "x' ~ p(x|z). A reconstruction starts from a data point, so it is not a draw of p(x).")
@@ -300,7 +323,8 @@ def _sampling_section(model, token, ctx) -> None:
     fig = state.figure(token, "lab_both", (samples, recon, ctx["extent"]),
                        lambda: figures.lab_sampling(both, ctx["extent"], points=ctx["x_train"], samples=samples,
                                                     reconstructions=recon))
-    figures.chart(fig, config=figures.plot_config("sampling-both-ways"), key="lab_sampling")
+    with right:
+        figures.chart(fig, config=figures.plot_config("sampling-both-ways"), key="lab_sampling")
 
 
 # --- 4. one point -------------------------------------------------------------------------------------------------
@@ -324,26 +348,26 @@ def _point_section(model, token, ctx, plane) -> None:
     if st.session_state.get("lab_point_data") != ctx["dataset"]:  # a new data set starts at its first test point
         st.session_state["lab_point_data"] = ctx["dataset"]
         st.session_state[X1_KEY], st.session_state[X2_KEY] = (round(float(v), 3) for v in x_test[0])
+    cols = st.columns(6)
+    x1 = cols[0].number_input("x1", step=0.05, format="%.3f", key=X1_KEY)
+    x2 = cols[1].number_input("x2", step=0.05, format="%.3f", key=X2_KEY)
+    with st.spinner("log p(x), the ELBO (20 000 samples of z ~ q(z|x)) and the posteriors on a grid…"):
+        one = state.memo(token, "lab_one", (x1, x2), lambda: density.one_point(model, np.array([x1, x2])))
+    cols[2].metric(f"log p(x) ({one.method})", f"{one.log_px:.3f}")
+    cols[3].metric("ELBO", f"{one.elbo:.3f}", help=f"E_q[log p(x|z)] − KL(q(z|x) || p(z)) = "
+                                                    f"{one.reconstruction:.3f} − {one.kl:.3f} nats")
+    cols[4].metric("gap log p(x) − ELBO", f"{one.gap:.3f}", help="= KL(q(z|x) || p(z|x)), nats")
+    if one.kl_true_posterior is not None:
+        cols[5].metric("KL(q(z|x) || p(z|x))", f"{one.kl_true_posterior:.3f}",
+                       help="Computed on its own, on the latent grid: it matches the gap up to the ELBO's "
+                            "Monte-Carlo error.")
     left, right = st.columns([2, 3])
     with left:
-        c1, c2 = st.columns(2)
-        x1 = c1.number_input("x1", step=0.05, format="%.3f", key=X1_KEY)
-        x2 = c2.number_input("x2", step=0.05, format="%.3f", key=X2_KEY)
         fig = state.figure(token, "lab_pick", (ctx["extent"], ctx["grid"], x1, x2),
                            lambda: figures.lab_pick(ctx["axes"], plane.grid.log_density, x_test, (x1, x2)))
         figures.chart_selectable(fig, config=figures.plot_config("pick-x"), key=PICK_KEY, on_select=_picked)
-    with st.spinner("log p(x), the ELBO (20 000 samples of z ~ q(z|x)) and the posteriors on a grid…"):
-        one = state.memo(token, "lab_one", (x1, x2), lambda: density.one_point(model, np.array([x1, x2])))
+        st.caption("Click anywhere on the plane (or on a test point) to pick x; the star marks it.")
     with right:
-        cols = st.columns(4)
-        cols[0].metric(f"log p(x) ({one.method})", f"{one.log_px:.3f}")
-        cols[1].metric("ELBO", f"{one.elbo:.3f}", help=f"E_q[log p(x|z)] − KL(q(z|x) || p(z)) = "
-                                                        f"{one.reconstruction:.3f} − {one.kl:.3f} nats")
-        cols[2].metric("gap log p(x) − ELBO", f"{one.gap:.3f}", help="= KL(q(z|x) || p(z|x)), nats")
-        if one.kl_true_posterior is not None:
-            cols[3].metric("KL(q(z|x) || p(z|x))", f"{one.kl_true_posterior:.3f}",
-                           help="Computed on its own, on the latent grid: it matches the gap up to the ELBO's "
-                                "Monte-Carlo error.")
         if one.posterior is not None:
             fig = state.figure(token, "lab_posteriors", (x1, x2), lambda: figures.lab_posteriors(one.posterior))
             figures.chart(fig, config=figures.plot_config("posteriors"), key="lab_posteriors")

@@ -30,6 +30,8 @@ PAD = 0.15  # the plane: the data's box padded by 15 % of its longer side on eve
 LAB_GRID = {"quadrature": 200, "importance": 80}  # data grid points per axis (importance sampling is dearer)
 MIXTURE_KS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000)  # the K the lab offers
 MIXTURE_SEED = 0  # one draw of z_k for every K, so a larger K adds components
+STEP_LIMIT, STEP_TARGET = 2.0, 1.5  # refine the latent grid when f moves more than 2 sigma between neighbours
+REFINED_MAX = {1: 20_000, 2: 400}  # the refined latent grid's points per dimension, at most
 
 
 def data_extent(points, pad: float = PAD) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -70,9 +72,21 @@ class ModelPlane:
 
 def model_plane(model, axes, x_test, *, latent_grid: int | None = None) -> ModelPlane:
     """log p(x) of the model on the grid `axes` and at the test points x_test [n, 2] (one latent quadrature serves
-    both; latent > 2: importance sampling, k = density.GRID_K per grid point and density.TEST_K per test point)."""
+    both; latent > 2: importance sampling, k = density.GRID_K per grid point and density.TEST_K per test point).
+
+    Quadrature's error grows fast with `latent_step`, the decoder's largest move between neighbouring latent grid
+    points in units of sigma (see `vae_tfp.density`): when the default grid gives a step above 2 (a sharp decoder
+    against a small sigma), the grid is refined once so the step comes to about 1.5 (at most REFINED_MAX points per
+    dimension); `plane.grid.latent_grid` says which grid was used."""
     extent = tuple((float(a[0]), float(a[-1])) for a in axes)
     plane = density.density_grid(model, len(axes[0]), extent=extent, latent_grid=latent_grid)
+    step = plane.latent_step
+    if latent_grid is None and step is not None and step > STEP_LIMIT:
+        finer = min(REFINED_MAX[model.latent_dim], math.ceil(plane.latent_grid * step / STEP_TARGET))
+        if finer > plane.latent_grid:
+            seconds = plane.seconds
+            plane = density.density_grid(model, len(axes[0]), extent=extent, latent_grid=finer)
+            plane.seconds += seconds  # the time of both grids
     return ModelPlane(plane, density.log_px_at(model, x_test, quadrature=plane.quadrature))
 
 
