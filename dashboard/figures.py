@@ -29,10 +29,14 @@ def chart(fig: go.Figure, *, key: str, config: dict, width="stretch"):
     """Draw a figure with our own colours (Streamlit's chart theme would recolour the greys and the contours)."""
     import streamlit as st
 
+    return st.plotly_chart(_styled(fig), theme=None, config=config, key=key, width=width)
+
+
+def _styled(fig: go.Figure) -> go.Figure:
     if not getattr(fig, "_styled", False):  # once: a figure memoized by a view is drawn again on later reruns
         fig.update_layout(template="plotly_white", font=dict(family=FONT, color=TEXT_C, size=13))
         fig._styled = True
-    return st.plotly_chart(fig, theme=None, config=config, key=key, width=width)
+    return fig
 
 
 # --- images ---------------------------------------------------------------------------------------------------
@@ -344,3 +348,219 @@ def posterior_picture(pic) -> go.Figure:
         fig.update_layout(title="True posterior p(z|x) and the encoder's q(z|x)")
     fig.update_layout(height=480, legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=50, b=40))
     return fig
+
+
+# --- the density lab (2-D point data) ----------------------------------------------------------------------------
+LAB_COLORSCALE = "Viridis"
+LAB_POINTS = "rgba(255,255,255,0.45)"  # training points over a density
+SAMPLE_C, MEAN_C, RECON_C_LAB, TEST_C = "#ff7f0e", "#111111", "#2ca02c", "#d62728"
+LOG_FLOOR = 12.0  # a log-scale picture shows log p(x) down to 12 nats below its largest value
+
+
+def plane_height(extent, plot_width: int, extra: int = 140) -> int:
+    """The figure height (px) that fits a plane drawn `plot_width` px wide with one unit as long on both axes, plus
+    `extra` px of title, axis labels and legend."""
+    ratio = (extent[1][1] - extent[1][0]) / max(extent[0][1] - extent[0][0], 1e-12)
+    return int(min(800, max(300, round(plot_width * ratio) + extra)))
+
+
+def _plane_axes_layout(fig, extent, plot_width: int, title: str | None, **layout) -> go.Figure:
+    """x1 to the right, x2 up, one unit as long on both axes, over the plane's extent; tall enough for a plot
+    about `plot_width` px wide."""
+    fig.update_xaxes(title="x1", range=list(extent[0]), constrain="domain", showgrid=False, zeroline=False)
+    fig.update_yaxes(title="x2", range=list(extent[1]), scaleanchor="x", scaleratio=1, constrain="domain",
+                     showgrid=False, zeroline=False)
+    fig.update_layout(height=plane_height(extent, plot_width), title=title,
+                      margin=dict(l=60, r=20, t=50 if title else 20, b=50), plot_bgcolor="white", **layout)
+    return fig
+
+
+def _contour_lines(axes, log_density, *, name: str, width: float, dash: str = "solid",
+                   showlegend: bool = False) -> go.Contour:
+    """White contour lines of a density at 10 %, 30 %, 50 %, 70 % and 90 % of its peak (on every other grid point:
+    lines need no more, and the figure stays small)."""
+    p = np.exp(np.asarray(log_density, np.float64))[::2, ::2]
+    peak = float(p.max())
+    return go.Contour(x=axes[0][::2], y=axes[1][::2], z=p.T.astype(np.float32), showscale=False,
+                      contours=dict(coloring="lines", start=0.1 * peak, end=0.9 * peak, size=0.2 * peak),
+                      line=dict(width=width, color="rgba(255,255,255,0.75)", dash=dash),
+                      colorscale=[[0, "white"], [1, "white"]], hoverinfo="skip", name=name, showlegend=showlegend)
+
+
+def _extent(axes) -> tuple:
+    return tuple((float(a[0]), float(a[-1])) for a in axes)
+
+
+def lab_heat(axes, log_density, *, zmax: float | None = None, log_scale: bool = False, name: str = "p(x)",
+             showscale: bool = True) -> go.Heatmap:
+    """A density on the plane as a heatmap trace: p(x) from 0 to zmax (values above zmax saturate), or log p(x)
+    down to LOG_FLOOR nats below zmax's log. log_density [G0, G1] (indexing "ij")."""
+    log_density = np.asarray(log_density, np.float64)
+    if log_scale:
+        top = math.log(zmax) if zmax else float(np.max(log_density))
+        z, zmin, zmax_shown, label = np.maximum(log_density, top - LOG_FLOOR), top - LOG_FLOOR, top, f"log {name}"
+    else:
+        z, zmin, zmax_shown, label = np.exp(log_density), 0.0, zmax or float(np.exp(np.max(log_density))), name
+    return go.Heatmap(x=axes[0], y=axes[1], z=z.T.astype(np.float32), zmin=zmin, zmax=zmax_shown,
+                      colorscale=LAB_COLORSCALE, showscale=showscale, name=name,
+                      colorbar=dict(title=label, len=0.8, thickness=14),
+                      hovertemplate=f"x = (%{{x:.2f}}, %{{y:.2f}})<br>{label} = %{{z:.3g}}<extra></extra>")
+
+
+def lab_density(axes, log_density, *, title: str, points=None, zmax: float | None = None, log_scale: bool = False,
+                name: str = "p(x)", plot_width: int = 330) -> go.Figure:
+    """A density over the plane (heatmap, white contour lines at 10 %, 30 %, 50 %, 70 % and 90 % of its peak) with
+    up to 1000 `points` [n, 2] (the training data) over it."""
+    fig = go.Figure(lab_heat(axes, log_density, zmax=zmax, log_scale=log_scale, name=name))
+    fig.add_trace(_contour_lines(axes, log_density, name=f"contours of {name}", width=0.8))
+    if points is not None:
+        pts = np.asarray(points)[:1000]
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="training points",
+                                 marker=dict(size=3, color=LAB_POINTS), hoverinfo="skip", showlegend=False))
+    return _plane_axes_layout(fig, _extent(axes), plot_width, title)
+
+
+def ellipse_paths(means, sigmas, radius: float = 2.0, n: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned ellipses {m + radius sigma (cos t, sin t)} as one polyline each, separated by NaN (one trace
+    for all): means, sigmas [K, 2] -> x, y [K (n + 1)]."""
+    t = np.linspace(0, 2 * np.pi, n)
+    means, sigmas = np.asarray(means, np.float64), np.asarray(sigmas, np.float64)
+    xs = means[:, :1] + radius * sigmas[:, :1] * np.cos(t)  # [K, n]
+    ys = means[:, 1:2] + radius * sigmas[:, 1:2] * np.sin(t)
+    gap = np.full((len(means), 1), np.nan)
+    return np.concatenate([xs, gap], 1).ravel(), np.concatenate([ys, gap], 1).ravel()
+
+
+def lab_mixture(mix, log_px_grid, *, zmax: float, points=None, plot_width: int = 420) -> go.Figure:
+    """p_K(x) as a heatmap on p(x)'s colour scale (values above it saturate), each component N(f(z_k), sigma^2)
+    as its 2-sigma ellipse and centre f(z_k), and p(x)'s own contour lines (white) to compare."""
+    axes = mix.axes
+    fig = go.Figure(lab_heat(axes, mix.log_density, zmax=zmax, name="p_K(x)"))
+    fig.add_trace(_contour_lines(axes, log_px_grid, name="p(x): its contours (dotted)", width=1.2, dash="dot",
+                                 showlegend=True))
+    ex, ey = ellipse_paths(mix.means, mix.sigmas)
+    opacity = float(min(0.9, max(0.2, 4.0 / math.sqrt(mix.K))))
+    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color=f"rgba(255,127,14,{opacity:.2f})", width=1),
+                             name=f"p(x|z_k) = N(f(z_k), σ²): 2σ ellipses, weight 1/{mix.K} each",
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=mix.means[:, 0], y=mix.means[:, 1], mode="markers", name="f(z_k), z_k ~ p(z)",
+                             marker=dict(size=4 if mix.K > 100 else 6, color=SAMPLE_C, line=dict(width=0.5,
+                                                                                                 color="black")),
+                             hovertemplate="f(z_k) = (%{x:.2f}, %{y:.2f})<extra></extra>"))
+    if points is not None:
+        pts = np.asarray(points)[:1000]
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="training points",
+                                 marker=dict(size=2.5, color=LAB_POINTS), hoverinfo="skip", visible="legendonly"))
+    return _plane_axes_layout(fig, _extent(axes), plot_width, f"p_K(x) = (1/{mix.K}) Σ_k N(x; f(z_k), σ²) with "
+                              f"K = {mix.K}", legend=dict(orientation="h", y=-0.2, x=0))
+
+
+def lab_mixture_curve(curve, K: int, height: int = 420) -> go.Figure:
+    """mean |log p_K(x) - log p(x)| over the test points against K (log axes), the chosen K marked."""
+    fig = go.Figure(go.Scatter(x=curve.ks, y=curve.mean_abs_error, mode="lines+markers", name="mean |log p_K − "
+                               "log p|", line=dict(color=SAMPLE_C, width=2),
+                               hovertemplate="K = %{x}: %{y:.3g} nats<extra></extra>"))
+    chosen = np.flatnonzero(curve.ks == K)
+    if len(chosen):
+        fig.add_trace(go.Scatter(x=[K], y=[curve.mean_abs_error[chosen[0]]], mode="markers", name=f"K = {K}",
+                                 marker=dict(size=13, color="white", line=dict(width=2.5, color=TEST_C))))
+    fig.update_xaxes(type="log", title="K (components z_k ~ p(z))")
+    fig.update_yaxes(type="log", title="mean over test x of |log p_K(x) − log p(x)|  (nats)")
+    fig.update_layout(height=height, title="p_K approaches p(x) as K grows", showlegend=False,
+                      margin=dict(l=70, r=20, t=50, b=50))
+    return fig
+
+
+def lab_sampling(both, extent, *, points=None, samples: bool = True, reconstructions: bool = True,
+                 n_links: int = 300, plot_width: int = 640) -> go.Figure:
+    """On one plane: draws x ~ p(x) (z ~ p(z), then x ~ p(x|z)) with their decoder means f(z), and test points x
+    with their reconstructions x' (z ~ q(z|x), then x' ~ p(x|z)) joined to them by a segment."""
+    fig = go.Figure()
+    if points is not None:
+        pts = np.asarray(points)[:1000]
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="training points",
+                                 marker=dict(size=3, color=DATA_GREY), hoverinfo="skip"))
+    if samples:
+        fig.add_trace(go.Scatter(x=both.prior_means[:, 0], y=both.prior_means[:, 1], mode="markers",
+                                 name="f(z) = E[x|z], z ~ p(z)", marker=dict(size=3, color=MEAN_C), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=both.samples[:, 0], y=both.samples[:, 1], mode="markers",
+                                 name="x ~ p(x): z ~ p(z), then x ~ p(x|z)", marker=dict(size=5, color=SAMPLE_C,
+                                                                                        opacity=0.8),
+                                 hoverinfo="skip"))
+    if reconstructions:
+        k = min(n_links, len(both.x))
+        seg_x = np.stack([both.x[:k, 0], both.reconstructions[:k, 0], np.full(k, np.nan)], 1).ravel()
+        seg_y = np.stack([both.x[:k, 1], both.reconstructions[:k, 1], np.full(k, np.nan)], 1).ravel()
+        fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", line=dict(color="rgba(44,160,44,0.35)", width=1),
+                                 name="x → x'", hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=both.x[:k, 0], y=both.x[:k, 1], mode="markers", name="test points x",
+                                 marker=dict(size=5, color=TEST_C, symbol="x-thin", line=dict(width=1.5,
+                                                                                              color=TEST_C)),
+                                 hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=both.reconstructions[:k, 0], y=both.reconstructions[:k, 1], mode="markers",
+                                 name="x' ~ p(x|z), z ~ q(z|x): reconstructions", marker=dict(size=5,
+                                                                                               color=RECON_C_LAB),
+                                 hoverinfo="skip"))
+    return _plane_axes_layout(fig, extent, plot_width, None, legend=dict(orientation="h", y=-0.14, x=0))
+
+
+def lab_pick(axes, log_density, x_test, point, *, pick: int = 41, plot_width: int = 380) -> go.Figure:
+    """The plane to pick x on: p(x) as filled contours, the test points, a grid of invisible pickable points
+    (clicking anywhere selects the nearest), and the chosen x as a star."""
+    p = np.exp(np.asarray(log_density, np.float64))[::2, ::2]  # every other grid point is enough for the fill
+    fig = go.Figure(go.Contour(x=axes[0][::2], y=axes[1][::2], z=p.T.astype(np.float32),
+                               colorscale=LAB_COLORSCALE, ncontours=12, showscale=False, hoverinfo="skip",
+                               contours=dict(coloring="fill", showlines=False), name="p(x)"))
+    gx, gy = np.meshgrid(np.linspace(axes[0][0], axes[0][-1], pick), np.linspace(axes[1][0], axes[1][-1], pick))
+    fig.add_trace(go.Scatter(x=gx.ravel(), y=gy.ravel(), mode="markers", name="pick here",
+                             marker=dict(size=14, color="rgba(0,0,0,0)"), showlegend=False,
+                             selected=dict(marker=dict(color="rgba(0,0,0,0)")),
+                             unselected=dict(marker=dict(opacity=0)),
+                             hovertemplate="click to pick x = (%{x:.2f}, %{y:.2f})<extra></extra>"))
+    pts = np.asarray(x_test)[:500]
+    fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="test points (click one)",
+                             marker=dict(size=5, color=LAB_POINTS, line=dict(width=0.5, color="black")),
+                             unselected=dict(marker=dict(opacity=1)),
+                             hovertemplate="test point (%{x:.3f}, %{y:.3f})<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers", name="x (chosen)",
+                             marker=dict(size=18, symbol="star", color=TEST_C, line=dict(width=1.5, color="white")),
+                             unselected=dict(marker=dict(opacity=1)), hoverinfo="skip"))
+    return _plane_axes_layout(fig, _extent(axes), plot_width, None, legend=dict(orientation="h", y=-0.2, x=0),
+                              clickmode="event+select", dragmode="pan")
+
+
+def lab_posteriors(pic) -> go.Figure:
+    """The true posterior p(z|x) beside the encoder's q(z|x) on the same latent grid (2-D: two panels on one
+    colour scale; 1-D: two curves on one axis)."""
+    if len(pic.axes) == 1:
+        return posterior_picture(pic)
+    true, q = np.exp(pic.log_true).T, np.exp(pic.log_q).T  # [G2, G1] (rows = z2)
+    top = float(max(true.max(), q.max()))
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=("true posterior p(z|x) = p(x|z) p(z) / p(x)", "encoder's q(z|x)"))
+    for col, (z, name) in enumerate(((true, "p(z|x)"), (q, "q(z|x)")), 1):
+        fig.add_trace(go.Heatmap(x=pic.axes[0], y=pic.axes[1], z=z.astype(np.float32), zmin=0, zmax=top,
+                                 colorscale="Greys", showscale=col == 2, colorbar=dict(title="density", len=0.8),
+                                 hovertemplate=f"z = (%{{x:.2f}}, %{{y:.2f}})<br>{name} = %{{z:.3g}}<extra></extra>"),
+                      1, col)
+    for col, z in ((1, q), (2, true)):  # the other one's contours, to compare shapes
+        fig.add_trace(go.Contour(x=pic.axes[0], y=pic.axes[1], z=z, showscale=False, ncontours=4,
+                                 contours=dict(coloring="lines"), line=dict(width=1.2, dash="dot"),
+                                 colorscale=[[0, TEST_C], [1, TEST_C]], hoverinfo="skip"), 1, col)
+    fig.update_xaxes(title="z1", constrain="domain")
+    fig.update_yaxes(title="z2", row=1, col=1)
+    fig.update_yaxes(scaleanchor="x", row=1, col=1)
+    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
+    fig.update_layout(height=440, margin=dict(l=60, r=20, t=50, b=80), plot_bgcolor="white")
+    fig.add_annotation(text="red dotted lines: the other panel's contours", xref="paper", yref="paper", x=1, y=-0.22,
+                       showarrow=False, xanchor="right", font=dict(size=12))
+    return fig
+
+
+def chart_selectable(fig: go.Figure, *, key: str, config: dict, on_select, width="stretch"):
+    """`chart` whose points can be clicked: a click selects the nearest point of a scatter trace and calls
+    `on_select` (Streamlit's plotly selection event, read from st.session_state[key])."""
+    import streamlit as st
+
+    return st.plotly_chart(_styled(fig), theme=None, config=config, key=key, width=width, on_select=on_select,
+                           selection_mode="points")

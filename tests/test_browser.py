@@ -4,9 +4,10 @@ Starts `streamlit run dashboard/app.py` (the console script) on a free port with
 waits for the first paint, switches the likelihood in the sidebar, trains on digits (in the server's worker
 processes), checks that the page stays live while training and that its progress line keeps up with the curve,
 finds the ELBO chart and the reconstruction images, visits every view and trains a second likelihood for the
-comparison; and closes a page whose job trains, which stops the job once server.disconnectedSessionTTL has passed.
-Full-page screenshots (tall viewport: Streamlit scrolls inside its own container) go to artifacts/screenshots/; small
-copies of one per view go to artifacts/screenshots/small/, or to docs/screenshots/ for the README with
+comparison; closes a page whose job trains, which stops the job once server.disconnectedSessionTTL has passed; then
+trains two_moons and watches the density lab live, stops it, and picks a point by clicking the plane. Full-page
+screenshots (tall viewport: Streamlit scrolls inside its own container) go to artifacts/screenshots/; small copies of
+one per view go to artifacts/screenshots/small/, or to docs/screenshots/ for the README with
 VAE_TFP_DOC_SCREENSHOTS=1.
 
     .venv/bin/pytest -m browser tests/test_browser.py
@@ -75,7 +76,9 @@ def server(runs):
     port = _free_port()
     SHOTS.mkdir(parents=True, exist_ok=True)
     log = open(SHOTS.parent / "streamlit.log", "w")
-    env = {**os.environ, "VAE_TFP_RUNS": str(runs)}
+    # the code under test first (a checkout beside an editable install of another one would import that one's)
+    env = {**os.environ, "VAE_TFP_RUNS": str(runs),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("VAE_TFP_DASHBOARD_SYNC", None)
     if not _installed_here():  # e.g. a second checkout of the repository beside the installed one: test this one
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
@@ -333,3 +336,60 @@ def test_closing_the_page_stops_its_training(chromium, server, runs):
     from vae_tfp.runs import open_run
 
     assert open_run(run).metrics()["status"] == "stopped" and open_run(run).has_weights()
+
+
+def _live_lab_step(page) -> int | None:
+    """The step the density lab's live picture shows now, or None while it shows none."""
+    live = page.locator("p").filter(has_text="from the run's newest snapshot")
+    try:
+        text = live.first.inner_text(timeout=1000) if live.count() else ""
+    except sync_api.Error:
+        return None
+    return int(text.split("at step ")[1].split(" ")[0]) if "at step " in text else None
+
+
+def test_the_density_lab_live_and_finished(tab, server):
+    """two_moons for longer than any machine trains in the test's time: the lab's live density must move on to a
+    later step while it trains (read from the run's snapshots), Stop must leave the finished lab with its replay
+    slider, and a click on the plane must pick the point x. Each wait is for an event, bounded by a timeout."""
+    page = tab
+    page.set_viewport_size({"width": 1400, "height": 4600})  # the whole lab in one full-page screenshot
+    try:
+        page.goto(f"{server}/?dataset=two_moons&likelihood=gaussian&epochs=3000&batch_size=500&view=Density+lab")
+        page.get_by_text("variational autoencoders, inspected").wait_for(timeout=120_000)
+        settle(page)
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_role("button", name="Train").click()
+        deadline, first = time.time() + 300, None
+        while time.time() < deadline:
+            step = _live_lab_step(page)
+            if first is None:
+                first = step
+            elif step is not None and step > first:
+                break
+            page.wait_for_timeout(300)
+        else:
+            raise AssertionError(f"the live density did not move past step {first} within 300 s")
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)  # between two refreshes
+        page.locator(".js-plotly-plot .hm image").first.wait_for()
+        assert page.get_by_text("The data's true p(x)").count() == 1
+        shoot(page, "8-lab-live")
+        sidebar.get_by_role("button", name="Stop").click()
+        sidebar.get_by_text("Last training: stopped").wait_for(timeout=60_000)
+        page.get_by_text("One point, all four densities").wait_for(timeout=120_000)
+        page.get_by_text("Replay: the model at training step").wait_for()
+        settle(page, 2.0)
+        shoot(page, "9-lab")
+
+        # a click on the plane picks x: the two coordinate inputs take the clicked point
+        x1 = page.get_by_role("spinbutton", name="x1", exact=True)
+        before = x1.input_value()
+        plane = page.locator(".st-key-lab_pick .js-plotly-plot .nsewdrag").first
+        box = plane.bounding_box()
+        page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.7 * box["height"])
+        page.mouse.click(box["x"] + 0.2 * box["width"], box["y"] + 0.7 * box["height"])
+        sync_api.expect(x1).not_to_have_value(before, timeout=60_000)
+        settle(page)
+        assert page.get_by_text("log p(x) (quadrature)").count() == 1
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 3000})

@@ -238,31 +238,3 @@ def test_a_bad_carried_test_split_is_refused(own_data_run, tmp_path, change, mes
         sharing.import_bundle(_zip(members), tmp_path / "dst")
     assert message in str(err.value), str(err.value)
     assert not (tmp_path / "dst").exists() or not any((tmp_path / "dst").iterdir())
-
-
-def test_snapshots_travel_with_the_bundle_and_must_fit_the_model(run, tmp_path):
-    (run.path / "snapshots").mkdir()
-    (run.path / "snapshots" / "step-000012.weights.h5").write_bytes(run.weights_path.read_bytes())
-    (run.path / "snapshots" / "index.json").write_text(json.dumps({"steps": [12]}))
-    (run.path / "snapshots" / "notes.txt").write_text("not a snapshot: left out")
-    bundle = sharing.export_bundle(run)
-    names = sorted(_members(bundle))
-    assert "snapshots/step-000012.weights.h5" in names and "snapshots/index.json" in names
-    assert "snapshots/notes.txt" not in names
-    imported = sharing.import_bundle(bundle, tmp_path / "dst")
-    assert (imported.path / "snapshots" / "step-000012.weights.h5").read_bytes() == run.weights_path.read_bytes()
-    assert json.loads((imported.path / "snapshots" / "index.json").read_text()) == {"steps": [12]}
-
-    members = _members(bundle)
-    members["snapshots/step-000012.weights.h5"] = _weights_of(RunConfig(hidden=(16,)))
-    with pytest.raises(sharing.BundleError, match="snapshots/step-000012.weights.h5 does not fit the model"):
-        sharing.import_bundle(_zip(members), tmp_path / "bad")
-    members = _members(bundle)
-    members["snapshots/../../evil.weights.h5"] = b"x"
-    with pytest.raises(sharing.BundleError, match="unexpected member"):
-        sharing.import_bundle(_zip(members), tmp_path / "bad")
-    members = _members(bundle)
-    members["snapshots/index.json"] = b"{NaN"
-    with pytest.raises(sharing.BundleError, match="snapshots/index.json is not valid JSON"):
-        sharing.import_bundle(_zip(members), tmp_path / "bad")
-    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

@@ -6,6 +6,7 @@
     runs/<name>/weights.weights.h5   the latest weights (Keras format; never a pickle)
     runs/<name>/metrics.json         final metrics (training status, test ELBO, evaluation results)
     runs/<name>/checkpoint/          weights + optimizer state + step of the last checkpoint, for resume
+    runs/<name>/snapshots/           weights at chosen steps, for live and replayed views (`vae_tfp.snapshots`)
 
 `vae_tfp.training.RunRecorder` writes these while a run trains (the directory appears with its first step).
 Every file is written to a temporary name and renamed into place (atomic on POSIX), so a `kill -9` at any moment

@@ -4,7 +4,8 @@
     config_from_query(params)        -> (RunConfig, warnings)   a bad key or value never raises: it is named in a
                                         warning (key, value, what is allowed) and that field keeps its default
     export_bundle(run)               -> zip bytes: config.json, data.json, metrics.json, history.jsonl,
-                                        weights.weights.h5, and when the run has them test_data.npz and snapshots/
+                                        weights.weights.h5, and when the run has them test_data.npz and the
+                                        replay snapshots snapshots/step-*.weights.h5
     import_bundle(data, root)        -> Run, or BundleError saying what is wrong with the file
     copy_run(run, dest)              a run's viewable files (what a bundle holds) copied into a new folder (a
                                      publication), its test split carried
@@ -20,8 +21,9 @@ the test split its views need: `test_data.npz` (x_test, y_test, levels, label na
 `uploads.MAX_CARRIED_TEST` examples), checked like any uploaded .npz and against data.json. On import its config
 names the data `bundle:<name>` (never the exporter's path or upload), and the views read the run's own test split.
 
-`snapshots/`: weights saved while the run trained (`*.weights.h5`, each checked against the model) and their JSON
-descriptions (`*.json`, parsed strictly); at most `MAX_SNAPSHOTS` files, carried while the bundle stays under its cap.
+Replay snapshots (`snapshots/step-<8 digits>.weights.h5`, weights saved while the run trained): at most
+`MAX_SNAPSHOTS`, evenly thinned on export to fit `BUNDLE_SNAPSHOT_BYTES`, each checked on import to hold exactly the
+arrays of the weights.
 
 The config side imports no TensorFlow; `import_bundle` loads it to check the weights.
 """
@@ -112,16 +114,12 @@ def _changed(config: RunConfig) -> dict:
 # --- bundles ----------------------------------------------------------------------------------------------------
 MEMBERS = ("config.json", "data.json", "metrics.json", "history.jsonl", "weights.weights.h5")
 TEST_DATA = uploads.TEST_DATA  # optional: the test split of a run on data that is not built in
-SNAPSHOTS = "snapshots/"  # optional: snapshots/<name>.weights.h5 and snapshots/<name>.json
-MAX_SNAPSHOTS = 64
-SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}\.(weights\.h5|json)$")
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024  # the zip itself
 MAX_MEMBER_BYTES = {  # unpacked sizes: a member that inflates past its cap is refused while reading
     "config.json": 64 * 1024, "data.json": 256 * 1024, "metrics.json": 4 * 1024 * 1024,
     "history.jsonl": 32 * 1024 * 1024, "weights.weights.h5": 200 * 1024 * 1024,
     TEST_DATA: uploads.MAX_TEST_DATA_BYTES,
 }
-MAX_SNAPSHOT_BYTES = {".weights.h5": 200 * 1024 * 1024, ".json": 1024 * 1024}
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # all members together
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 DATA_KEYS = {"dataset": str, "kind": str, "event_shape": list, "levels": (int, type(None)), "representation": str,
@@ -161,14 +159,6 @@ def carried_test_split(run, *, uploads_root=None, allow_paths: bool = True) -> b
     return uploads.test_split_bytes(dataset)
 
 
-def _snapshot_files(run) -> list:
-    folder = run.path / SNAPSHOTS.rstrip("/")
-    if not folder.is_dir():
-        return []
-    files = sorted(p for p in folder.iterdir() if p.is_file() and SNAPSHOT_NAME.match(p.name))
-    return files[-MAX_SNAPSHOTS:]
-
-
 def _viewable(run, *, uploads_root=None, allow_paths: bool = True) -> dict[str, bytes]:
     """What a bundle (or a publication) holds of a run: {member name: bytes}."""
     if not run.has_weights():
@@ -181,13 +171,7 @@ def _viewable(run, *, uploads_root=None, allow_paths: bool = True) -> dict[str, 
     test = carried_test_split(run, uploads_root=uploads_root, allow_paths=allow_paths)
     if test is not None:
         members[TEST_DATA] = test
-    room = MAX_BUNDLE_BYTES - sum(map(len, members.values())) - 2**20
-    for path in reversed(_snapshot_files(run)):  # the latest first, while the bundle stays under its cap
-        size = path.stat().st_size
-        if size > room:
-            break
-        members[SNAPSHOTS + path.name] = path.read_bytes()
-        room -= size
+    members.update(snapshot_members(run))  # evenly thinned to BUNDLE_SNAPSHOT_BYTES
     return members
 
 
@@ -260,28 +244,18 @@ def import_bundle(data: bytes, root=None, *, name: str | None = None, datasets=N
     if not isinstance(metrics, dict):
         raise BundleError("metrics.json must hold a JSON object")
     history = _history_from(members["history.jsonl"])
-    snapshots = {n: b for n, b in members.items() if n.startswith(SNAPSHOTS)}
-    for member in snapshots:
-        if member.endswith(".json"):
-            _strict_json(snapshots[member], member)
     weights = members["weights.weights.h5"]
-    for member, blob in [("weights.weights.h5", weights)] + [(n, b) for n, b in snapshots.items()
-                                                              if n.endswith(".weights.h5")]:
-        if not blob.startswith(HDF5_MAGIC):
-            raise BundleError(f"{member} is not an HDF5 file (it does not start with the HDF5 signature)")
+    if not weights.startswith(HDF5_MAGIC):
+        raise BundleError("weights.weights.h5 is not an HDF5 file (it does not start with the HDF5 signature)")
 
     scratch = Path(tempfile.mkdtemp(prefix="vae-tfp-bundle-"))
     try:
         path = scratch / "weights.weights.h5"
         path.write_bytes(weights)
-        shapes = _check_weights(path, config, info)
-        for member, blob in snapshots.items():
-            if member.endswith(".weights.h5"):
-                snap = scratch / "snapshot.weights.h5"
-                snap.write_bytes(blob)
-                _check_snapshot(snap, member, shapes)
-        extra = ({TEST_DATA: members[TEST_DATA]} if test_split is not None else {}) | snapshots
-        return _store(config, info, metrics, history, path, root, name, extra)
+        _check_weights(path, config, info)
+        snapshots = _check_snapshots(members, path, scratch)
+        extra = {TEST_DATA: members[TEST_DATA]} if test_split is not None else {}
+        return _store(config, info, metrics, history, path, root, name, extra, snapshots)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -299,9 +273,8 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
-        snapshots = [n for n in names if n.startswith(SNAPSHOTS)]
-        unexpected = sorted(set(names) - set(MEMBERS) - {TEST_DATA}
-                            - {n for n in snapshots if SNAPSHOT_NAME.match(n[len(SNAPSHOTS):])})
+        optional = [n for n in names if is_snapshot_member(n)]
+        unexpected = sorted(set(names) - set(MEMBERS) - {TEST_DATA} - set(optional))
         missing = [m for m in MEMBERS if m not in names]
         if unexpected or missing or len(names) != len(set(names)):
             parts = []
@@ -312,9 +285,10 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
             if len(names) != len(set(names)):
                 parts.append("duplicate member names")
             raise BundleError(f"not a run bundle: {'; '.join(parts)}. A bundle holds exactly {', '.join(MEMBERS)} "
-                              f"(and optionally {TEST_DATA} and {SNAPSHOTS}<name>.weights.h5 / .json)")
-        if len(snapshots) > MAX_SNAPSHOTS:
-            raise BundleError(f"the bundle holds {len(snapshots)} snapshots; at most {MAX_SNAPSHOTS} are read")
+                              f"(and optionally {TEST_DATA} and replay snapshots "
+                              f"snapshots/step-<8 digits>.weights.h5)")
+        if len(optional) > MAX_SNAPSHOTS:
+            raise BundleError(f"the bundle holds {len(optional)} snapshots; at most {MAX_SNAPSHOTS} are allowed")
         if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
             raise BundleError(f"the bundle unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB")
         out = {}
@@ -324,7 +298,7 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 raise BundleError(f"member {info.filename!r} is not a plain file (a folder or a link)")
             if info.flag_bits & 0x1:
                 raise BundleError(f"member {info.filename!r} is encrypted")
-            cap = _member_cap(info.filename)
+            cap = MAX_MEMBER_BYTES.get(info.filename, MAX_MEMBER_BYTES["weights.weights.h5"])  # snapshots: weights
             if info.file_size > cap:
                 raise BundleError(f"member {info.filename!r} unpacks to {info.file_size} bytes; the cap is {cap}")
             try:
@@ -336,12 +310,6 @@ def _read_members(data: bytes, max_bytes: int) -> dict[str, bytes]:
                 raise BundleError(f"member {info.filename!r} unpacks to more than {cap} bytes (a zip bomb?)")
             out[info.filename] = blob
     return out
-
-
-def _member_cap(name: str) -> int:
-    if name.startswith(SNAPSHOTS):
-        return MAX_SNAPSHOT_BYTES[".json" if name.endswith(".json") else ".weights.h5"]
-    return MAX_MEMBER_BYTES[name]
 
 
 def _reject_constant(name):
@@ -457,14 +425,6 @@ def _differences(path: Path, member: str, expected: dict) -> list:
             if expected.get(key) != found.get(key)]
 
 
-def _check_snapshot(path: Path, member: str, expected: dict) -> None:
-    from vae_tfp.runs import describe_mismatch
-
-    differences = _differences(path, member, expected)
-    if differences:
-        raise BundleError(describe_mismatch(member, differences))
-
-
 def _test_split_from(blob: bytes, info: dict):
     """The carried test split, validated as an uploaded .npz and against data.json."""
     try:
@@ -481,7 +441,7 @@ def _test_split_from(blob: bytes, info: dict):
     return dataset
 
 
-def _store(config, info, metrics, history, weights_path: Path, root, name, extra: dict):
+def _store(config, info, metrics, history, weights_path: Path, root, name, extra: dict, snapshots=None):
     from vae_tfp.runs import atomic_write_json, atomic_write_text, create_run, safe_name
 
     base = f"imported-{Path(config.dataset.split(':')[-1]).stem}-{config.likelihood}-z{config.latent_dim}"
@@ -499,7 +459,72 @@ def _store(config, info, metrics, history, weights_path: Path, root, name, extra
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(blob)
         shutil.copyfile(weights_path, run.weights_path)
+        _store_snapshots(run, snapshots or {})
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)
         raise
     return run
+
+
+# --- replay snapshots in a bundle (optional members) -------------------------------------------------------------
+SNAPSHOT_MEMBER = re.compile(r"^snapshots/step-(\d{8})\.weights\.h5$")
+MAX_SNAPSHOTS = 64  # snapshot members a bundle may hold
+BUNDLE_SNAPSHOT_BYTES = 16 * 2**20  # an export carries the replay snapshots that fit in this, evenly thinned
+
+
+def is_snapshot_member(name: str) -> bool:
+    return bool(SNAPSHOT_MEMBER.match(name))
+
+
+def snapshot_members(run) -> dict[str, bytes]:
+    """The run's replay snapshots as bundle members {"snapshots/step-00000120.weights.h5": bytes}: all of them, or,
+    when they hold more than BUNDLE_SNAPSHOT_BYTES, as many as fit, evenly spaced over the list (first and last
+    kept)."""
+    from vae_tfp.snapshots import file_name, replay_snapshots
+
+    snaps = replay_snapshots(run.path)
+    if not snaps:
+        return {}
+    size = max(s.path.stat().st_size for s in snaps)
+    fit = min(len(snaps), MAX_SNAPSHOTS, BUNDLE_SNAPSHOT_BYTES // max(1, size))
+    if fit < 1:
+        return {}
+    n = len(snaps)
+    keep = sorted({round(i * (n - 1) / (fit - 1)) for i in range(fit)}) if 1 < fit < n else \
+        (range(n) if fit >= n else [n - 1])
+    return {f"snapshots/{file_name('replay', snaps[i].step)}": snaps[i].path.read_bytes() for i in keep}
+
+
+def _check_snapshots(members: dict, weights_path: Path, scratch: Path) -> dict[int, Path]:
+    """{step: file in scratch} for the bundle's snapshot members, each an HDF5 file with exactly the arrays (names
+    and shapes) of the weights, which were checked against the model before."""
+    from vae_tfp.runs import weight_shapes
+
+    expected = weight_shapes(weights_path)
+    out = {}
+    for name, blob in sorted(members.items()):
+        match = SNAPSHOT_MEMBER.match(name)
+        if match is None:
+            continue
+        if not blob.startswith(HDF5_MAGIC):
+            raise BundleError(f"{name} is not an HDF5 file (it does not start with the HDF5 signature)")
+        step = int(match.group(1))
+        path = scratch / f"snapshot-{step}.weights.h5"
+        path.write_bytes(blob)
+        try:
+            shapes = weight_shapes(path)
+        except OSError as err:
+            raise BundleError(f"{name} is not a readable HDF5 file: {err}") from None
+        if shapes != expected:
+            raise BundleError(f"{name} does not hold the arrays of weights.weights.h5 (a snapshot of another model)")
+        out[step] = path
+    return out
+
+
+def _store_snapshots(run, snapshots: dict[int, Path]) -> None:
+    from vae_tfp.snapshots import file_name, folder
+
+    if snapshots:
+        folder(run.path).mkdir()
+    for step, path in snapshots.items():
+        shutil.copyfile(path, folder(run.path) / file_name("replay", step))

@@ -6,6 +6,8 @@
     what_is_px        ELBO, IWAE_k for growing k, exact / quadrature log p(x), the gap log p(x) - ELBO =
                       KL(q(z|x) || p(z|x)), and p(z|x) beside q(z|x) on a grid (latent <= 2)
     latent            decodes E[x|z] over a grid of a 2-D latent, along a traversal and an interpolation
+    lab               2-D point data: the model's p(x) and the data's true p(x) on one plane, their distance
+                      KL(p_true || p_model) on test points, how fast p_K(x) approaches p(x) (from vae_tfp.density)
     curves            training curves (elbo, reconstruction, kl per split) from a run's history
     compare           one row per saved run and a note where runs' log-likelihoods are not comparable
     data              the data of a config exactly as the trainer prepares it
@@ -23,4 +25,4 @@ same samples.
     w = what_is_px.what_is_px(model, x_test[0])    # w.elbo, w.iwae, w.log_px, w.gap, w.kl_true_posterior, w.picture
 """
 
-VIEW_MODULES = ("reconstructions", "prior_posterior", "what_is_px", "latent", "curves", "compare")
+VIEW_MODULES = ("reconstructions", "prior_posterior", "what_is_px", "latent", "lab", "curves", "compare")

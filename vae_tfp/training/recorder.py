@@ -12,9 +12,10 @@ The directory appears with the first applied step: a start that fails (missing d
 the data) or a training stopped or diverged before its first step leaves nothing behind. Then it writes config.json
 and data.json; every step feeds the history; every `checkpoint_every` steps (config) a checkpoint; each test
 evaluation a test record; when a `train()` call ends, a last train record, a checkpoint and metrics.json (status,
-steps, final train and test metrics, the divergence message). Continuing a directory that already holds a run
-requires the trainer to start where the run's checkpoint stands (`Trainer.resume`); history written after that
-checkpoint (lost work) is dropped first.
+steps, final train and test metrics, the divergence message). Its `SnapshotRecorder` writes snapshots/: the latest
+weights every few seconds and a few dozen kept over the run (the rule is in `vae_tfp.snapshots`). Continuing a
+directory that already holds a run requires the trainer to start where the run's checkpoint stands
+(`Trainer.resume`); history and snapshots written after that checkpoint (lost work) are dropped first.
 
 History rate: one train record (the mean of the steps since the previous one) every
     every = max(1, ceil(steps_per_epoch / 10), ceil(total_steps / 2000))
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_tfp.runs import create_run, open_run
+from vae_tfp.training.snapshots import SnapshotRecorder
 
 RECORDS_PER_EPOCH = 10
 RECORDS_PER_RUN = 2000
@@ -46,14 +48,16 @@ class RunRecorder:
     """Writes the run directory of the trainer it is attached to. `run_dir`: that exact directory (created, or
     continued after `Trainer.resume`); else a fresh directory under `runs_root` (default: $VAE_TFP_RUNS or ./runs)
     named `name` (default: dataset-likelihood-z<latent>-<time>; a taken name gets a -2, -3, ... suffix).
-    `run` is the `vae_tfp.runs.Run` once the directory exists, else None."""
+    `run` is the `vae_tfp.runs.Run` once the directory exists, else None. `snapshots`: the `SnapshotRecorder` that
+    writes snapshots/ (True, the default: one with the default policy; None or False: no snapshots)."""
 
-    def __init__(self, run_dir=None, *, runs_root=None, name: str | None = None):
+    def __init__(self, run_dir=None, *, runs_root=None, name: str | None = None, snapshots=True):
         if run_dir is not None and (runs_root is not None or name is not None):
             raise ValueError("give run_dir (an exact directory) or runs_root / name (a fresh one), not both")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.runs_root = runs_root
         self.name = name
+        self.snapshots = SnapshotRecorder() if snapshots is True else (snapshots or None)
         self.run = None
         self.every = 1
         self._trainer = None
@@ -84,6 +88,8 @@ class RunRecorder:
             self._write_train(event)
         if event.step % self._trainer.config.checkpoint_every == 0:
             run.save_checkpoint(self._trainer.model, self._trainer.optimizer, event.step, event.epoch)
+        if self.snapshots is not None:
+            self.snapshots.step(self._trainer, event.step)
 
     def _on_eval(self, event) -> None:
         if self.run is not None:
@@ -97,6 +103,8 @@ class RunRecorder:
         if self._interval:
             self._write_train(event)
         self.run.save_checkpoint(self._trainer.model, self._trainer.optimizer, event.step, event.epoch)
+        if self.snapshots is not None:
+            self.snapshots.end(self._trainer, event.step)
         test = event.test_metrics or {}
         self.run.update_metrics(status=event.status, steps=event.step, epochs=event.epoch,
                                 images_per_second=event.images_per_second, train=event.metrics, test=test,
@@ -129,4 +137,6 @@ class RunRecorder:
                 run = create_run(trainer.config, self.runs_root, self.name)
             run.write_data_info(trainer.data_info())
         self.run = run
+        if self.snapshots is not None:
+            self.snapshots.attach(run.path, trainer, self._start_step)
         return run
