@@ -76,51 +76,66 @@ def test_max_steps_bounds_a_call_and_calls_add_up():
         trainer.train(max_steps=-1)
 
 
-def test_stop_is_honoured_within_one_step_holds_until_reset_and_keeps_the_model(tmp_path):
+@pytest.mark.parametrize("steps_per_call,stops_at", [(1, 3), (5, 5)])
+def test_stop_is_honoured_within_one_block_holds_until_reset_and_keeps_the_model(tmp_path, steps_per_call, stops_at):
+    """stop() asked in the event of step 3 is honoured after the block holding step 3: at once with one step per
+    call, after step 5 with five (the steps of a block are applied before its events arrive, and each gets its
+    event)."""
     recorder = RunRecorder(runs_root=tmp_path)
-    trainer = Trainer(RunConfig(**FAST | {"epochs": 50}), callbacks=[recorder])
+    steps = []
+    trainer = Trainer(RunConfig(**FAST | {"epochs": 50}), callbacks=[recorder], steps_per_call=steps_per_call)
 
     def stop_at_3(event):
-        if event.kind == "step" and event.step == 3:
-            trainer.stop()
+        if event.kind == "step":
+            steps.append(event.step)
+            if event.step == 3:
+                trainer.stop()
 
     trainer.callbacks.append(stop_at_3)
     result = trainer.train()
-    assert result.status == "stopped" and result.steps == 3 and trainer.stop_requested
+    assert result.status == "stopped" and result.steps == stops_at and trainer.stop_requested
+    assert steps == list(range(1, stops_at + 1))
     saved = load_model(recorder.run)
     x = trainer.data.x_test[:5]
     np.testing.assert_allclose(saved.encode(x).mean().numpy(), trainer.model.encode(x).mean().numpy(), rtol=1e-6)
-    assert recorder.run.metrics()["status"] == "stopped" and recorder.run.metrics()["steps"] == 3
-    assert trainer.train().steps == 3  # the stop holds
+    assert recorder.run.metrics()["status"] == "stopped" and recorder.run.metrics()["steps"] == stops_at
+    assert trainer.train().steps == stops_at  # the stop holds
     trainer.reset_stop()
     trainer.callbacks.remove(stop_at_3)
-    assert trainer.train(max_steps=4).steps == 7
+    assert trainer.train(max_steps=4).steps == stops_at + 4
 
 
-def test_nan_guard_returns_diverged_names_the_step_and_keeps_last_good_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("steps_per_call", [1, 4, None])
+def test_nan_guard_returns_diverged_names_the_step_and_keeps_last_good_weights(tmp_path, monkeypatch, steps_per_call):
+    """The loss turns NaN from the 6th step on (decided inside the compiled step, so also in the middle of a block):
+    step 6 is not applied, nor any after it; steps 1-5 were, and each got its event."""
     import vae_tfp.training.loop as loop
 
-    poison = tf.Variable(0.0)
     original = loop.training_loss
+    holder = {}
 
     def poisoned(model, x, **kw):
         loss, metrics = original(model, x, **kw)
-        return tf.where(poison > 0, tf.constant(np.nan, tf.float32), loss), metrics
+        poison = holder["trainer"].optimizer.iterations >= 5  # 5 steps applied: this is the 6th
+        return tf.where(poison, tf.constant(np.nan, tf.float32), loss), metrics
 
     monkeypatch.setattr(loop, "training_loss", poisoned)
     recorder = RunRecorder(runs_root=tmp_path)
     events = []
-    trainer = Trainer(RunConfig(**FAST | {"epochs": 10}), callbacks=[recorder, events.append])
+    trainer = Trainer(RunConfig(**FAST | {"epochs": 10}), callbacks=[recorder, events.append],
+                      steps_per_call=steps_per_call)
+    holder["trainer"] = trainer
     good = {}
 
-    def inject(event):
+    def keep(event):
         if event.kind == "step" and event.step == 5:
-            good["weights"] = _weights(trainer)
-            poison.assign(1.0)
+            good["weights"] = _weights(trainer)  # the block ended at step 5: the model holds step 5's weights
 
-    trainer.callbacks.append(inject)
+    trainer.callbacks.append(keep)
     result = trainer.train()  # no exception: a result that says so
     assert result.status == "diverged" and result.steps == 5
+    assert [e.step for e in events if e.kind == "step"] == [1, 2, 3, 4, 5]
+    assert int(trainer.optimizer.iterations.numpy()) == 5
     assert __import__("re").search(r"step 6 .*NaN/Inf.*weights of step 5.*learning rate", result.message)
     assert events[-1].kind == "end" and events[-1].status == "diverged" and events[-1].message == result.message
     for w, g in zip(_weights(trainer), good["weights"]):
@@ -145,8 +160,7 @@ def test_checkpoint_and_resume_continue_the_same_run(tmp_path):
     config = RunConfig(**FAST | {"epochs": 3, "checkpoint_every": 5})
     recorder = RunRecorder(tmp_path / "run")
     first = Trainer(config, callbacks=[recorder])
-    first.callbacks.append(lambda e: first.stop() if e.kind == "step" and e.step == 17 else None)
-    assert first.train().steps == 17
+    assert first.train(max_steps=17).steps == 17
     run_dir = recorder.run.path
     resumed = Trainer.resume(run_dir)
     assert resumed.step == 17 and resumed.epoch == 1
@@ -164,6 +178,95 @@ def test_checkpoint_and_resume_continue_the_same_run(tmp_path):
     uninterrupted.train()
     for w, u in zip(_weights(resumed), _weights(uninterrupted)):
         np.testing.assert_allclose(w, u, rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_written_inside_a_run_of_blocks_holds_its_own_step(tmp_path):
+    """Blocks of 4 steps end at every checkpoint step (every 5): when training dies at step 17 (a callback raises,
+    so no checkpoint is written on the way out), the run's last checkpoint is step 15's, and resuming from it ends
+    with the weights of a run never interrupted."""
+    config = RunConfig(**FAST | {"epochs": 3, "checkpoint_every": 5})
+    blocks = []
+    first = Trainer(config, callbacks=[RunRecorder(tmp_path / "run")], steps_per_call=4)
+    original = first.compiled_step.block
+
+    def counted(idx, seeds, betas):
+        blocks.append(len(idx))
+        return original(idx, seeds, betas)
+
+    first.compiled_step.block = counted
+
+    def crash(event):
+        if event.kind == "step" and event.step == 17:
+            raise RuntimeError("the machine went away")
+
+    first.callbacks.append(crash)
+    with pytest.raises(RuntimeError, match="went away"):
+        first.train()
+    assert blocks[:4] == [4, 1, 4, 1] and sum(blocks) >= 17  # 1-4, 5, 6-9, 10, ...
+    resumed = Trainer.resume(tmp_path / "run", steps_per_call=3)
+    assert resumed.step == 15 and int(resumed.optimizer.iterations.numpy()) == 15
+    resumed.callbacks.append(RunRecorder(tmp_path / "run"))
+    assert resumed.train().status == "completed"
+    uninterrupted = Trainer(config, steps_per_call=1)
+    uninterrupted.train()
+    for w, u in zip(_weights(resumed), _weights(uninterrupted)):
+        np.testing.assert_allclose(w, u, rtol=1e-5, atol=1e-6)
+
+
+def test_blocks_of_any_size_train_the_same_run():
+    """One step per call, seven, or as many as the trainer picks: the same step metrics and exactly the same
+    weights (a step computes the same numbers in whichever block it runs)."""
+    config = RunConfig(**FAST | {"epochs": 2})
+    runs = []
+    for steps_per_call in (1, 7, None):
+        metrics = []
+        trainer = Trainer(config, steps_per_call=steps_per_call,
+                          callbacks=[lambda e: metrics.append(e.metrics) if e.kind == "step" else None])
+        trainer.train(max_steps=5)
+        trainer.train()
+        runs.append((metrics, _weights(trainer)))
+    (m1, w1), *others = runs
+    assert len(m1) == 24
+    for metrics, weights in others:
+        assert metrics == m1
+        for a, b in zip(weights, w1):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_blocks_end_where_a_callback_wants_the_weights():
+    """A callback with `next_weights_step(step)` sees, in the event of each step it asked for, the weights of that
+    very step (those of a trainer run step by step)."""
+    config = RunConfig(**FAST | {"epochs": 2})
+    wanted = {3, 10, 11, 19}
+    seen, reference = {}, {}
+
+    class Watcher:
+        def __init__(self, trainer, into):
+            self.trainer, self.into = trainer, into
+
+        def next_weights_step(self, step):
+            return min((s for s in wanted if s > step), default=None)
+
+        def __call__(self, event):
+            if event.kind == "step" and event.step in wanted:
+                self.into[event.step] = _weights(self.trainer)
+
+    blocked = Trainer(config, steps_per_call=8)
+    blocked.callbacks.append(Watcher(blocked, seen))
+    blocked.train()
+    single = Trainer(config, steps_per_call=1)
+    single.callbacks.append(Watcher(single, reference))
+    single.train()
+    assert set(seen) == set(reference) == wanted
+    for step in wanted:
+        for a, b in zip(seen[step], reference[step]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_steps_per_call_must_be_a_positive_integer():
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="steps_per_call"):
+            Trainer(RunConfig(**FAST), steps_per_call=bad)
 
 
 def test_a_fresh_trainer_does_not_write_into_an_existing_run(tmp_path):

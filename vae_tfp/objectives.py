@@ -14,11 +14,19 @@ dimensions, else max(lambda * latent_dim, mean_batch KL).
 
 log p(x|z) goes through `log_likelihood`, which for a Bernoulli p(x|z) on logits l uses the fused form
     log p(x|z) = sum_d [x_d l_d - softplus(l_d)]      (= TFP's -sigmoid_cross_entropy(x, l), in 3 ops not ~7)
-and otherwise the distribution's own `log_prob`.
+with its gradient written out, d/dl_d = x_d - sigmoid(l_d) (one pass over the logits in the backward), and
+otherwise the distribution's own `log_prob`.
 
 The KL is analytic where TFP has a closed form (Gaussian q against a Gaussian prior) and Monte Carlo otherwise
 (a mixture prior), or Monte Carlo on request: KL ~= mean_s [log q(z_s|x) - log p(z_s)], z_s ~ q(z|x). Whether it
 splits over latent dimensions is a property of the model's registry entries (`kl_factorizes`), not of types.
+
+Where it splits and is asked for analytically (q = N(mu, diag s^2), p = N(m, diag t^2)), `elbo_terms` works on the
+raw tensors instead of distribution objects (`diagonal_elbo_terms`): z = mu + s eps with eps the very draws
+q.sample would take from the same seed, and the KL per dimension in closed form,
+    KL_j = log(t_j / s_j) + (s_j^2 + (mu_j - m_j)^2) / (2 t_j^2) - 1/2    (= (mu_j^2 + s_j^2 - 1) / 2 - log s_j
+                                                                            against N(0, I)),
+the same numbers as the general path (`sampled_elbo_terms`) in a fraction of the graph ops.
 """
 
 import math
@@ -26,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vae_tfp._tf import tf, tfd
+from vae_tfp._tf import tf, tfd, tfp
 from vae_tfp.config import KL_METHODS
 
 
@@ -47,11 +55,32 @@ def log_likelihood(likelihood, x) -> tf.Tensor:
     over the [samples, batch, *event] logits; every other likelihood uses its own log_prob."""
     base = getattr(likelihood, "distribution", None)
     if isinstance(likelihood, tfd.Independent) and type(base) is tfd.Bernoulli and base.logits is not None:
-        logits = base.logits  # [samples, batch, *event]
-        x = tf.cast(x, logits.dtype)
-        axes = list(range(-likelihood.event_shape.rank, 0))  # the event dims
-        return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=axes)
+        return bernoulli_log_likelihood(x, base.logits, likelihood.event_shape.rank)
     return likelihood.log_prob(x)
+
+
+def bernoulli_log_likelihood(x, logits, event_ndims: int) -> tf.Tensor:
+    """sum_d [x_d l_d - softplus(l_d)] over the last `event_ndims` axes of logits l [..., *event] (x broadcasts
+    against l, e.g. x [batch, *event] and l [samples, batch, *event]) -> [...].
+
+    Its gradient is written out rather than left to autodiff (which takes five passes over the logits):
+        d/dl_d = g (x_d - sigmoid(l_d)),   d/dx_d = g l_d   (summed over the axes x was broadcast along)
+    so training's backward makes one pass over the [samples, batch, *event] logits."""
+    axes = list(range(-int(event_ndims), 0))
+
+    @tf.custom_gradient
+    def fused(x, logits):
+        def grad(g):  # g [...]
+            for _ in axes:
+                g = g[..., None]  # [..., 1 per event dim]
+            d_logits = g * (x - tf.sigmoid(logits))  # [..., *event]
+            d_x = g * logits
+            reduce, _ = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(x), s1=tf.shape(d_x))
+            return tf.reshape(tf.reduce_sum(d_x, axis=reduce), tf.shape(x)), d_logits
+
+        return tf.reduce_sum(x * logits - tf.nn.softplus(logits), axis=axes), grad
+
+    return fused(tf.cast(x, logits.dtype), logits)
 
 
 def kl_divergence(posterior, prior, method: str = "analytic", z=None) -> tf.Tensor:
@@ -87,6 +116,27 @@ def factorized_kl(posterior, prior, factorizes: bool):
     return tfd.kl_divergence(q, p)
 
 
+def diagonal_gaussian_kl(loc, scale, prior_loc=None, prior_scale=None) -> tf.Tensor:
+    """KL(N(mu, s^2) || N(m, t^2)) per dimension, element-wise over loc = mu and scale = s [..., latent]:
+        KL_j = log(t_j / s_j) + (s_j^2 + (mu_j - m_j)^2) / (2 t_j^2) - 1/2
+    and against N(0, 1) (prior_loc and prior_scale None) KL_j = (mu_j^2 + s_j^2 - 1) / 2 - log s_j."""
+    if prior_loc is None and prior_scale is None:
+        return 0.5 * (tf.square(loc) + tf.square(scale) - 1.0) - tf.math.log(scale)
+    ratio = tf.square(scale / prior_scale)
+    return 0.5 * (ratio + tf.square((loc - prior_loc) / prior_scale) - 1.0 - tf.math.log(ratio))
+
+
+def reparameterized_normal(loc, scale, n_samples: int, seed=None):
+    """(z, eps): z = loc + scale eps [samples, batch, latent] for loc, scale [batch, latent], eps ~ N(0, I) drawn as
+    `tfd.MultivariateNormalDiag(loc, scale).sample(n_samples, seed)` draws it (a [samples, latent, batch] standard
+    normal from the stateless seed, transposed), so both give the same z for the same seed. seed None: a fresh one
+    from TF's global random state."""
+    seed = tfp.random.sanitize_seed(seed)
+    shape = tf.stack([n_samples, tf.shape(loc)[-1], tf.shape(loc)[0]])
+    eps = tf.transpose(tf.random.stateless_normal(shape, seed=seed, dtype=loc.dtype), [0, 2, 1])
+    return loc + scale * eps, eps
+
+
 def free_bits_kl(kl, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor:
     """The KL term training sees, kl [batch] -> []: per-dimension KL floored at `free_bits` nats (averaged over the
     batch first), or the whole KL floored at free_bits * latent_dim when it does not split over dimensions."""
@@ -100,7 +150,44 @@ def free_bits_kl(kl, kl_per_dim, free_bits: float, latent_dim: int) -> tf.Tensor
 def elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "analytic", free_bits: float = 0.0,
                seed=None) -> ELBOTerms:
     """The ELBO of each example in x [batch, *event] with n_samples Monte-Carlo samples of z (drawn with the
-    stateless `seed`, int32 [2], when given)."""
+    stateless `seed`, int32 [2], when given). On raw tensors where the KL splits into closed-form dimensions and is
+    asked for analytically (`diagonal_elbo_terms`), else through the distributions (`sampled_elbo_terms`)."""
+    if kl == "analytic" and kl_factorizes(model):
+        return diagonal_elbo_terms(model, x, n_samples=n_samples, beta=beta, free_bits=free_bits, seed=seed)
+    return sampled_elbo_terms(model, x, n_samples=n_samples, beta=beta, kl=kl, free_bits=free_bits, seed=seed)
+
+
+def diagonal_elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, free_bits: float = 0.0,
+                        seed=None) -> ELBOTerms:
+    """`elbo_terms` of a model whose q(z|x) and p(z) are diagonal Gaussians (`kl_factorizes`), on raw tensors: the
+    posterior's mean and standard deviation, z = mu + s eps with q.sample's own draws, the KL per dimension in closed
+    form (`diagonal_gaussian_kl`), p(x|z) from the decoder. The same numbers as `sampled_elbo_terms` with the
+    analytic KL (to float32 rounding)."""
+    if not kl_factorizes(model):
+        raise ValueError(f"diagonal_elbo_terms needs a diagonal-Gaussian q(z|x) and p(z); this model has posterior="
+                         f"{model.posterior_family.name!r}, prior={model.prior_family.name!r}")
+    if tf.executing_eagerly():
+        model.likelihood_head.check_support(np.asarray(x))
+    posterior = model.encode(x)  # batch [batch], event [latent]
+    loc, scale = posterior.mean(), posterior.stddev()  # [batch, latent] each
+    z, _ = reparameterized_normal(loc, scale, n_samples, seed)  # [samples, batch, latent]
+    log_lik = log_likelihood(model.decode(z), x)  # [samples, batch]
+    reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]
+    if model.prior_family.standard_normal:
+        per_dim = diagonal_gaussian_kl(loc, scale)  # [batch, latent]
+    else:
+        prior = model.prior_distribution()
+        per_dim = diagonal_gaussian_kl(loc, scale, prior.mean(), prior.stddev())
+    kl_q_p = tf.reduce_sum(per_dim, axis=-1)  # [batch]
+    loss = -tf.reduce_mean(reconstruction) + beta * free_bits_kl(kl_q_p, per_dim, free_bits, model.latent_dim)
+    return ELBOTerms(elbo=reconstruction - kl_q_p, reconstruction=reconstruction, kl=kl_q_p, loss=loss,
+                     kl_per_dim=per_dim)
+
+
+def sampled_elbo_terms(model, x, *, n_samples: int = 1, beta: float = 1.0, kl: str = "analytic",
+                       free_bits: float = 0.0, seed=None) -> ELBOTerms:
+    """`elbo_terms` through the distribution objects: any posterior, prior and likelihood; the KL analytic where TFP
+    has a closed form, else (or with kl="mc") Monte Carlo on the same samples of z."""
     out = model(x, n_samples=n_samples, seed=seed)
     log_lik = log_likelihood(out.likelihood, x)  # [samples, batch]
     reconstruction = tf.reduce_mean(log_lik, axis=0)  # [batch]

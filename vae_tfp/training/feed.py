@@ -27,10 +27,13 @@ class Feed:
         self.dynamic_binarization = bool(data.dynamic_binarization)
         self.steps_per_epoch = math.ceil(self.n / self.batch_size)
         self._x = None
+        self._order = None
 
     def order(self, epoch: int) -> np.ndarray:
-        """The epoch's order of the training images, int32 [n]."""
-        return epoch_order(self.seed, self.n, epoch)
+        """The epoch's order of the training images, int32 [n] (the latest epoch's is kept)."""
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, epoch_order(self.seed, self.n, epoch))
+        return self._order[1]
 
     def batch_seed(self, epoch: int, i: int) -> np.ndarray:
         """The stateless seed of batch i of the epoch, int64 [2]."""
@@ -39,6 +42,17 @@ class Feed:
     def images_in_batch(self, i: int) -> int:
         """How many images batch i of an epoch holds (the last one may be smaller)."""
         return min(self.batch_size, self.n - i * self.batch_size)
+
+    def block(self, epoch: int, i: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices int32 [k, batch], seeds int64 [k, 2]) of batches i .. i + k - 1 of the epoch, which must hold the
+        same number of images (the epoch's last batch may be smaller: it goes in a block of its own)."""
+        sizes = {self.images_in_batch(j) for j in range(i, i + k)}
+        if k < 1 or i + k > self.steps_per_epoch or len(sizes) != 1:
+            raise ValueError(f"batches {i}..{i + k - 1} of an epoch of {self.steps_per_epoch} do not form a block "
+                             f"of equal batches (sizes {sorted(sizes)})")
+        b = sizes.pop()
+        rows = self.order(epoch)[i * self.batch_size:i * self.batch_size + k * b]
+        return rows.reshape(k, b), np.stack([self.batch_seed(epoch, j) for j in range(i, i + k)])
 
     def steps(self, epoch: int, skip: int = 0):
         """(indices int32 [batch], seed int64 [2]) for each of the epoch's steps after the first `skip`."""

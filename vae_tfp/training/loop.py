@@ -7,11 +7,18 @@
     trainer.train(max_steps=100)          # at most 100 more steps (status "stopped" while epochs remain)
 
 - one compiled step (see `single_step` / `replicated_step`), Adam with an optional cosine schedule;
+- one replica runs its steps in blocks, several per compiled call (`steps_per_call`; by default as many as take
+  about `BLOCK_SECONDS`, at most `MAX_STEPS_PER_CALL`): a block ends at the end of an epoch, at `max_steps`, at every
+  checkpoint step (config `checkpoint_every`) and where a callback asks for the weights (its optional
+  `next_weights_step(step)`). Events stay per step: the "step" events of a block arrive together after it, each
+  with its own metrics; during them the model holds the weights of the block's last step;
 - every random draw from the trainer's own seed stream (see `seeds`): same config, same weights, whatever else runs
-  in the process;
-- `stop()` is honoured within one step and keeps the model trained so far; it holds until `reset_stop()`;
-- NaN/Inf guard: a step whose loss or gradients are not finite is not applied; `train()` returns status "diverged"
-  with a message naming the step and likely causes, and the model keeps the last good weights;
+  in the process, and whatever the blocks;
+- `stop()` is honoured within one block (one step with `steps_per_call=1`) and keeps the model trained so far; it
+  holds until `reset_stop()`;
+- NaN/Inf guard: a step whose loss or gradients are not finite is not applied (nor is any step after it in its
+  block); `train()` returns status "diverged" with a message naming the step and likely causes, and the model keeps
+  the last good weights;
 - `Trainer.resume(run_dir)` restores a run's checkpoint (weights, optimizer state, step) to continue it;
 - a `tf.distribute` strategy (MirroredStrategy, MultiWorkerMirroredStrategy) replicates the step (see
   `replicated_step`): the batch size is the global batch, the loss its mean. With several workers (`vae_tfp.distribute`)
@@ -41,19 +48,27 @@ from vae_tfp.training.seeds import eval_seed
 from vae_tfp.training.single_step import build_single_step
 
 EVAL_BATCH = 1000
+BLOCK_SECONDS = 0.05  # a block of steps takes about this long (so stop() is honoured within about this)
+MAX_STEPS_PER_CALL = 32
 
 
 class Trainer:
     """Trains the VAE a `RunConfig` describes. Attributes worth reading: `config`, `dataset`, `data` (the prepared
     data), `feed`, `model`, `optimizer`, `step` (steps applied), `epoch` (epochs completed), `steps_per_epoch`,
     `total_steps`, `callbacks` (a list; append to it), `compiled_step` and `metric_keys` (one update per call, for
-    benchmarks: `compiled_step(*inputs, beta)` with inputs from `epoch_inputs`)."""
+    benchmarks: `compiled_step(*inputs, beta)` with inputs from `epoch_inputs`). `steps_per_call`: steps per
+    compiled call on one replica, None (default) to choose it from the measured step time."""
 
     def __init__(self, config: RunConfig, *, dataset: Dataset | None = None, data_dir=None, strategy=None,
-                 precision: str = "float32", callbacks=()):
+                 precision: str = "float32", callbacks=(), steps_per_call: int | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+        if steps_per_call is not None and (isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int)
+                                           or steps_per_call < 1):
+            raise ValueError(f"steps_per_call must be a positive integer or None, got {steps_per_call!r}")
         self.config = config
+        self.steps_per_call = steps_per_call
+        self._auto_steps = 1  # steps per call while steps_per_call is None: from the last block's time
         self.precision = precision
         self.callbacks = list(callbacks)
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -83,7 +98,8 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.meter = ThroughputMeter()
-        if not self.replicated:
+        self.blocks = not self.replicated  # one replica, no strategy: several steps per compiled call
+        if self.blocks:
             self.compiled_step, self.metric_keys = build_single_step(self.strategy, self.model, self.optimizer,
                                                                      self._loss, self.feed)
         else:
@@ -186,38 +202,16 @@ class Trainer:
         c = self.config
         spe = self.steps_per_epoch
         target = self.total_steps if max_steps is None else min(self.total_steps, self.step + max_steps)
-        warmup_steps = c.warmup_epochs * spe
         first_step = self.step
         status, message, last, test_metrics, lost = "completed", "", {}, {}, None
-        stop_all = False  # a stop asked on any worker, known to all after the same step
         self._emit("start")
         self.meter.restart()
+        self._stop_all = False  # a stop asked on any worker, known to all after the same step
         try:
             while self.step < target and status == "completed":
                 epoch = self.step // spe
-                inputs = iter(self.epoch_inputs(epoch, skip=self.step - epoch * spe))
-                while self.step < (epoch + 1) * spe:
-                    if self.step >= target or stop_all or (self._stop.is_set() and self.cluster.workers == 1):
-                        status = "stopped"
-                        break
-                    t0 = time.perf_counter()
-                    traces = self.compiled_step.experimental_get_tracing_count()
-                    beta = warmup_beta(self.step, c.beta, warmup_steps)
-                    values = self.compiled_step(*next(inputs), beta).numpy().tolist()  # one host sync
-                    out = dict(zip(self.metric_keys, values))
-                    stop_all = out.pop("stop", 0.0) > 0
-                    if out.pop("finite") < 1:
-                        status, message = "diverged", self._divergence_message(out)
-                        break
-                    images = self.feed.images_in_batch(self.step - epoch * spe)
-                    self.step += 1
-                    if self.compiled_step.experimental_get_tracing_count() == traces:
-                        self.meter.tick(images, time.perf_counter() - t0, self.total_steps - self.step)
-                    else:  # this step compiled the step function: not a measure of speed
-                        self.meter.restart()
-                    last = dict(out, beta=float(beta))
-                    self._emit("step", metrics=last)
-                else:
+                status, message, last = self._epoch_steps(epoch, min((epoch + 1) * spe, target), last)
+                if status == "completed" and self.step == (epoch + 1) * spe:
                     self.epoch = epoch + 1
                     self._emit("epoch", metrics=last)
                     if self.epoch % c.eval_every == 0 or self.epoch == c.epochs:
@@ -238,6 +232,64 @@ class Trainer:
         if lost:
             raise distribute.WorkerLost(lost)
         return TrainResult(status, self.step, self.epoch, self.meter.images_per_second, last, test_metrics, message)
+
+    def _epoch_steps(self, epoch: int, end: int, last: dict) -> tuple[str, str, dict]:
+        """Train the steps of `epoch` up to step `end` in blocks, one "step" event per applied step; (status, message,
+        last step's metrics): "completed" when `end` is reached, "stopped" or "diverged" before."""
+        c, spe = self.config, self.steps_per_epoch
+        warmup_steps = c.warmup_epochs * spe
+        inputs = None if self.blocks else iter(self.epoch_inputs(epoch, skip=self.step - epoch * spe))
+        while self.step < end:
+            if self._stop_all or (self._stop.is_set() and self.cluster.workers == 1):
+                return "stopped", "", last
+            i = self.step - epoch * spe  # the batch's index in the epoch
+            k = self._block_size(i, end)
+            betas = [warmup_beta(s, c.beta, warmup_steps) for s in range(self.step, self.step + k)]
+            t0 = time.perf_counter()
+            if self.blocks:
+                batch = self.feed.images_in_batch(i)
+                fresh = self.compiled_step.fresh(batch)
+                rows = self.compiled_step.block(*self.feed.block(epoch, i, k), betas)  # one host sync
+            else:
+                traces = self.compiled_step.experimental_get_tracing_count()
+                rows = self.compiled_step(*next(inputs), betas[0]).numpy()[None]  # one host sync
+                fresh = self.compiled_step.experimental_get_tracing_count() != traces
+            busy = (time.perf_counter() - t0) / len(rows)
+            if fresh:  # this block compiled the step function: not a measure of speed
+                self.meter.restart()
+            elif self.steps_per_call is None:
+                self._auto_steps = max(1, min(MAX_STEPS_PER_CALL, round(BLOCK_SECONDS / max(busy, 1e-6))))
+            for row, beta in zip(rows.tolist(), betas):
+                out = dict(zip(self.metric_keys, row))
+                self._stop_all = out.pop("stop", 0.0) > 0  # several workers: any one's stop, agreed in the step
+                if out.pop("finite") < 1:
+                    return "diverged", self._divergence_message(out), last
+                images = self.feed.images_in_batch(self.step - epoch * spe)
+                self.step += 1
+                if not fresh:
+                    self.meter.tick(images, busy, self.total_steps - self.step)
+                last = dict(out, beta=float(beta))
+                self._emit("step", metrics=last)
+        return "completed", "", last
+
+    def _block_size(self, i: int, end: int) -> int:
+        """How many steps the next block runs, from batch i of the epoch on: at most steps_per_call (or the measured
+        choice), ending by `end`, at the next checkpoint step, at the next step a callback wants the weights of, and
+        before the epoch's last batch when that one is smaller (a block holds equal batches)."""
+        if not self.blocks:
+            return 1
+        k = min(self.steps_per_call or self._auto_steps, end - self.step)
+        every = self.config.checkpoint_every
+        k = min(k, every - self.step % every)
+        for callback in self.callbacks:
+            wanted = getattr(callback, "next_weights_step", None)
+            at = wanted(self.step) if wanted is not None else None
+            if at is not None and at > self.step:
+                k = min(k, at - self.step)
+        size = self.feed.images_in_batch(i)
+        while k > 1 and self.feed.images_in_batch(i + k - 1) != size:
+            k -= 1
+        return max(1, k)
 
     def _divergence_message(self, out: dict) -> str:
         c = self.config
