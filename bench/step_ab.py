@@ -145,7 +145,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, help="TensorFlow intra- and inter-op threads (default: TensorFlow's)")
     a = p.parse_args(argv)
     r = run(a.variants.split(","), a.batch_size, a.rounds, a.steps, threads=a.threads)
-    print(f"batch {r['batch_size']}, threads {r['threads'] or 'default'}, {r['rounds']} rounds x {r['steps']} steps; load average {r['load_start']} -> "
+    print(f"batch {r['batch_size']}, threads {r['threads'] or 'default'}, {r['rounds']} rounds x {r['steps']} steps; "
+          f"load average {r['load_start']} -> "
           f"{r['load_end']}; speedup = {r['baseline']} / variant, per round")
     for name, v in r["variants"].items():
         ms, sp, cms, csp = v["ms"], v["speedup"], v["cpu_ms"], v["cpu_speedup"]

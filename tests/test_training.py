@@ -221,7 +221,7 @@ def test_blocks_of_any_size_train_the_same_run():
     for steps_per_call in (1, 7, None):
         metrics = []
         trainer = Trainer(config, steps_per_call=steps_per_call,
-                          callbacks=[lambda e: metrics.append(e.metrics) if e.kind == "step" else None])
+                          callbacks=[lambda e, m=metrics: m.append(e.metrics) if e.kind == "step" else None])
         trainer.train(max_steps=5)
         trainer.train()
         runs.append((metrics, _weights(trainer)))
