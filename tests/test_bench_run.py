@@ -63,3 +63,18 @@ def test_quality_script_scores_each_checkpoint(tmp_path):
     assert points[1]["steps"] > points[0]["steps"] >= 1
     assert all(np.isfinite(p["test_log_px"]) for p in points)
     assert json.loads(out.read_text())["eval_k"] == 4 and out.with_suffix(".md").exists()
+
+
+def test_quality_script_with_the_vampprior_keeps_per_image_scores(tmp_path):
+    from bench.quality import main
+
+    out = tmp_path / "qv.json"
+    r = main(["--prior", "vamp", "--prior-components", "5", "--latent-dim", "2", "--hidden", "16", "--epochs", "1",
+              "--minutes", "10", "--eval-k", "4", "--eval-n", "10", "--per-image", "--out", str(out)])
+    assert r["config"]["prior"] == "vamp" and r["config"]["dataset"] == "fashion_mnist"
+    points = r["checkpoints"]
+    assert len(points) == 1 and points[-1]["epochs"] == 1.0  # the epoch ran out before the budget
+    assert all(p["load_average_1min"] >= 0 and np.isfinite(p["test_elbo"]) for p in points)
+    scores = np.load(out.with_suffix(".npz"))
+    assert scores.files == ["minutes_10"] and scores["minutes_10"].shape == (10,)
+    assert np.mean(scores["minutes_10"]) == pytest.approx(points[-1]["test_log_px"], rel=1e-5)

@@ -104,11 +104,17 @@ def test_posterior_n_params_is_what_its_builder_takes(name, latent, rng):
 def test_prior_flags_match_what_the_builders_make():
     from vae_tfp._tf import tfd
 
+    from vae_tfp.model import VAE
+
     for family in families.PRIORS.values():
-        prior = family.build(3, components=4, seed=0)
+        encoder = {}
+        if family.needs_encoder:  # the VampPrior encodes its pseudo-inputs with a model's encoder
+            model = VAE((5, 2), latent_dim=3, likelihood="bernoulli", hidden=(8,))
+            encoder = dict(event_shape=(5, 2), encode=model.encode)
+        prior = family.build(3, components=4, seed=0, **encoder)
         p = prior.distribution()
         assert p.event_shape == (3,)
-        assert sum(int(np.prod(w.shape)) for w in prior.weights) == family.n_params(3, 4)
+        assert sum(int(np.prod(w.shape)) for w in prior.weights) == family.n_params(3, 4, event_size=10)
         assert bool(prior.trainable_weights) == family.learnable
         if family.diagonal_gaussian:
             assert isinstance(p, tfd.MultivariateNormalDiag)

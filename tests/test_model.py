@@ -85,7 +85,7 @@ def test_grey_pixels_given_to_bernoulli_are_refused():
 
 
 @pytest.mark.parametrize("kw,pattern", [
-    ({"prior": "vamp"}, r"unknown prior 'vamp'; allowed: mixture, standard_normal"),
+    ({"prior": "flow"}, r"unknown prior 'flow'; allowed: mixture, standard_normal, vamp"),
     ({"posterior": "flow"}, r"unknown posterior 'flow'; allowed: diagonal, full"),
     ({"network": "resnet"}, r"unknown network 'resnet'; allowed: conv, linear, mlp"),
     ({"likelihood": "poisson"}, r"unknown likelihood 'poisson'"),

@@ -73,12 +73,14 @@ def estimate(config, event_shape, levels: int | None = None) -> ModelSize:
     encoder, decoder = network.layer_sizes(event_shape, latent, posterior.n_params(latent),
                                            likelihood.params_per_dim(levels), config.hidden)
     parameters = (sum(layer.params for layer in encoder + decoder)
-                  + prior.n_params(latent, config.prior_components)
+                  + prior.n_params(latent, config.prior_components, math.prod(event_shape))
                   + likelihood.head_params(event_shape, config.sigma_mode))
     batch, samples = int(config.batch_size), int(config.iwae_k)
     values = (4 * parameters
               + 2 * batch * (math.prod(event_shape) + sum(layer.outputs for layer in encoder))
               + 2 * batch * samples * (latent + sum(layer.outputs for layer in decoder)))
+    if prior.needs_encoder:  # each step encodes the K pseudo-inputs too
+        values += 2 * int(config.prior_components) * (math.prod(event_shape) + sum(layer.outputs for layer in encoder))
     return ModelSize(parameters=parameters, step_bytes=BYTES_PER_VALUE * values, batch_size=batch)
 
 

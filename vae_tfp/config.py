@@ -122,8 +122,9 @@ class RunConfig:
         "diagonal", group="Model", label="Posterior q(z|x)", choices=_words(POSTERIORS), show_words=True,
         help="q(z|x), the encoder's approximation of p(z|x).")
     prior_components: int = _setting(
-        10, group="Model", label="Mixture components", range=(1, 1000), ui_range=(1, 50), step=1,
-        applies=_mixture_prior, help="Components K of a mixture prior.")
+        10, group="Model", label="Components K", range=(1, 1000), ui_range=(1, 500), step=1,
+        applies=_mixture_prior, help="Components K of a mixture prior: Gaussians, or the VampPrior's pseudo-inputs "
+                                     "(the paper uses 500; each step encodes all K).")
     # objective
     beta: float = _setting(
         1.0, group="Objective", label="β (KL weight)", range=(0.0, 1e4), ui_range=(0.0, 100.0), step=0.1,

@@ -58,7 +58,9 @@ class VAE(keras.Model):
         self.likelihood_head = LikelihoodHead(likelihood, self.event_shape, levels=levels, sigma=sigma,
                                               sigma_mode=sigma_mode)
         self.likelihood_family = self.likelihood_head.family
-        self.prior = self.prior_family.build(self.latent_dim, components=prior_components, seed=seed)
+        # a prior built from the encoder (the VampPrior) calls this model's encode, bound late (the encoder comes below)
+        needs = dict(event_shape=self.event_shape, encode=self.encode) if self.prior_family.needs_encoder else {}
+        self.prior = self.prior_family.build(self.latent_dim, components=prior_components, seed=seed, **needs)
         self.encoder, self.decoder = self.network_family.build(
             self.event_shape, self.latent_dim, self.posterior_family.n_params(self.latent_dim),
             self.likelihood_head.params_per_dim, hidden)

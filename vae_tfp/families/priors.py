@@ -6,8 +6,11 @@ Properties the library branches on instead of the prior's type:
                         when q is diagonal too)
     mixture             p(z) = sum_k pi_k N(mu_k, diag(sigma_k^2)) over `prior_components` components
     learnable           p(z) has trainable parameters
+    needs_encoder       p(z) is built from the model's own encoder (the VampPrior: a mixture of q(z|u_k) over
+                        learned pseudo-inputs u_k shaped like the data); its builder takes event_shape and encode
 
-builder: lazy reference to a function (latent_dim, components=..., seed=...) -> a `vae_tfp.priors.Prior` layer.
+builder: lazy reference to a function (latent_dim, components=..., seed=..., [event_shape=..., encode=...]) -> a
+`vae_tfp.priors.Prior` layer.
 """
 
 from dataclasses import dataclass
@@ -25,9 +28,13 @@ class PriorFamily:
     diagonal_gaussian: bool = False
     mixture: bool = False
     learnable: bool = False
+    needs_encoder: bool = False
 
-    def n_params(self, latent_dim: int, components: int = 1) -> int:
-        """Trainable parameters: a mixture holds K x L locations, K x L scales and K mixture logits."""
+    def n_params(self, latent_dim: int, components: int = 1, event_size: int = 0) -> int:
+        """Trainable parameters: a Gaussian mixture holds K x L locations, K x L scales and K mixture logits; the
+        VampPrior K pseudo-inputs of `event_size` values each (the encoder it uses is the model's)."""
+        if self.needs_encoder:
+            return int(components) * int(event_size)
         return (2 * int(components) * int(latent_dim) + int(components)) if self.mixture else 0
 
     def build(self, latent_dim: int, **options):
@@ -41,6 +48,10 @@ PRIORS: dict[str, PriorFamily] = {f.name: f for f in (
     PriorFamily("mixture", "mixture of Gaussians (learned)",
                 "p(z) = sum_k pi_k N(mu_k, diag sigma_k^2): K learned components with diagonal covariance",
                 "vae_tfp.priors:mixture_of_gaussians", mixture=True, learnable=True),
+    PriorFamily("vamp", "VampPrior: mixture of q(z|u_k) over learned pseudo-inputs",
+                "p(z) = (1/K) sum_k q(z|u_k): the encoder's own posteriors at K learned pseudo-inputs u_k "
+                "(Tomczak & Welling 2018); KL(q || p) by Monte Carlo",
+                "vae_tfp.priors:vamp", mixture=True, learnable=True, needs_encoder=True),
 )}
 
 
