@@ -103,7 +103,6 @@ def test_posterior_n_params_is_what_its_builder_takes(name, latent, rng):
 
 def test_prior_flags_match_what_the_builders_make():
     from vae_tfp._tf import tfd
-
     from vae_tfp.model import VAE
 
     for family in families.PRIORS.values():

@@ -10,12 +10,12 @@ from scipy.special import logsumexp, softplus
 from vae_tfp import evaluation
 from vae_tfp._tf import tf, tfd
 from vae_tfp.config import RunConfig
+from vae_tfp.explain import prior_posterior as views
 from vae_tfp.model import VAE, build_vae
 from vae_tfp.objectives import elbo_terms
 from vae_tfp.posteriors import MIN_SCALE
 from vae_tfp.priors import VampPrior
 from vae_tfp.runs import load_model
-from vae_tfp.explain import prior_posterior as views
 from vae_tfp.training import RunRecorder, Trainer
 
 FAST = dict(dataset="digits", batch_size=128, latent_dim=2, hidden=(64, 32), prior="vamp", prior_components=20)
