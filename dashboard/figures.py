@@ -148,6 +148,52 @@ def training_curves(curves, title: str | None = None) -> go.Figure:
     return fig
 
 
+def diagnostics_figure(d, title: str | None = None) -> go.Figure:
+    """Posterior collapse over training (`explain.curves.Diagnostics`): KL(q(z_j|x) || p(z_j)) per latent dimension as
+    a heatmap over epochs (left), active units and the mutual information I_q(x; z) (right)."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.14,
+                        subplot_titles=("KL(q(z_j|x) || p(z_j)) per latent dimension", "active units and I_q(x; z)"),
+                        specs=[[{}, {"secondary_y": True}]])
+    dims = np.arange(d.kl_per_dim.shape[1])
+    fig.add_trace(go.Heatmap(x=d.epoch, y=dims, z=d.kl_per_dim.T, colorscale="Viridis", zmin=0,
+                             colorbar=dict(title=NATS, x=0.5, len=0.9),
+                             hovertemplate="epoch %{x}, z_%{y}: KL %{z:.3f} nats<extra></extra>"), 1, 1)
+    fig.add_trace(go.Scatter(x=d.epoch, y=d.active_units, name="active units", mode="lines+markers",
+                             line=dict(color=RECON_C, shape="hv"),
+                             hovertemplate="epoch %{x}: %{y} active units<extra></extra>"), 1, 2, secondary_y=False)
+    fig.add_trace(go.Scatter(x=d.epoch, y=d.mutual_information, name="I_q(x; z)", mode="lines",
+                             line=dict(color=KL_C), hovertemplate="epoch %{x}: I = %{y:.3f} nats<extra></extra>"),
+                  1, 2, secondary_y=True)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="latent dimension j", dtick=1 if len(dims) <= 16 else None, row=1, col=1)
+    fig.update_yaxes(title_text="active units", rangemode="tozero", range=[0, len(dims) + 0.5], row=1, col=2,
+                     secondary_y=False)
+    fig.update_yaxes(title_text=f"I_q(x; z) ({NATS})", rangemode="tozero", row=1, col=2, secondary_y=True)
+    fig.update_layout(height=340, title=title, legend=dict(orientation="h", y=-0.25),
+                      margin=dict(l=70, r=70, t=70 if title else 40, b=40))
+    return fig
+
+
+def compare_diagnostics(series) -> go.Figure:
+    """series: [(run name, Diagnostics)]: the mutual information I_q(x; z) (left) and the active units (right) of
+    several runs over epochs."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("I_q(x; z)", "active units"), horizontal_spacing=0.12)
+    for i, (name, d) in enumerate(series):
+        if not len(d):
+            continue
+        color = COLORS[i % len(COLORS)]
+        fig.add_trace(go.Scatter(x=d.epoch, y=d.mutual_information, mode="lines", name=name, legendgroup=name,
+                                 line=dict(color=color)), 1, 1)
+        fig.add_trace(go.Scatter(x=d.epoch, y=d.active_units, mode="lines", name=name, legendgroup=name,
+                                 showlegend=False, line=dict(color=color, shape="hv")), 1, 2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text=NATS, rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="dimensions", rangemode="tozero", row=1, col=2)
+    fig.update_layout(height=340, title="Posterior collapse per run", legend=dict(orientation="h", y=-0.25),
+                      margin=dict(l=70, r=20, t=70, b=40))
+    return fig
+
+
 def compare_curves(series) -> go.Figure:
     """series: [(run name, Curves)]: test ELBO per epoch (markers) and train ELBO (thin) of several runs."""
     fig = go.Figure()

@@ -100,7 +100,7 @@ def test_two_local_workers_write_one_run_that_matches_one_process(tmp_path, caps
     assert load_model(run).latent_dim == 2
     history = run.history()
     train_steps = [r["step"] for r in history if r["kind"] == "train"]
-    assert train_steps == sorted(set(train_steps)) and {r["kind"] for r in history} == {"train", "test"}
+    assert train_steps == sorted(set(train_steps)) and {r["kind"] for r in history} == {"train", "test", "diagnostics"}
     assert list_runs(runs)[0]["test_elbo"] == pytest.approx(two["test_elbo"])
 
     from streamlit.testing.v1 import AppTest  # the dashboard opens it like any other run

@@ -266,10 +266,18 @@ def cmd_train(a) -> dict:
            "train_elbo": result.train_metrics.get("elbo"),
            "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None,
            "workers": trainer.cluster.workers, "worker": trainer.cluster.rank,
-           "replicas": trainer.strategy.num_replicas_in_sync}
+           "replicas": trainer.strategy.num_replicas_in_sync, **_last_diagnostics(recorder.run)}
     if result.status == "diverged":
         raise CommandFailed("training diverged", result.message, out)
     return out
+
+
+def _last_diagnostics(run) -> dict:
+    """`active_units`, `mutual_information` and `kl_per_dim` of the run's last diagnostics record (None without)."""
+    from vae_tfp.explain.curves import diagnostics
+
+    last = (diagnostics(run.history()).last() if run is not None else None) or {}
+    return {key: last.get(key) for key in ("active_units", "mutual_information", "kl_per_dim")}
 
 
 def _progress(trainer, quiet: bool):

@@ -11,6 +11,8 @@
                           with many samples of z in bounded-memory chunks
     prior marginals       p(z_dims) of the diagonal-component priors: keep the chosen coordinates of each component
     active units          A_u = Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2015)
+    mutual information    I_q(x; z) = E_x[E_q(z|x) log q(z|x)] - E_x[E_q(z|x) log q(z)],  q(z) = (1/N) sum_n q(z|x_n)
+                          over N examples (He et al. 2019, "Lagging inference networks"): 0 <= I <= log N
 
 W is [latent, D] here (x = z W + b for row vectors), the layout of the linear decoder's Dense kernel.
 """
@@ -377,6 +379,39 @@ def _marginal_kl_mc(model, q, n_samples):
     return tf.reduce_mean(q_marg.log_prob(z) - log_p, axis=0)
 
 
+def mutual_information(model, x, n_samples: int = 1, seed: int = 0) -> float:
+    """I_q(x; z) in nats: the mutual information between x and z under the encoder's joint q(x, z) = p_data(x) q(z|x)
+    on the N examples x [N, *event], as in He et al. 2019 (the lagging-encoder paper):
+
+        I = E_x[E_q(z|x) log q(z|x)] - E_x[E_q(z|x) log q(z)],   q(z) = (1/N) sum_m q(z|x_m)
+
+    Both expectations are Monte Carlo on the same `n_samples` z ~ q(z|x_n) per example, log q(z) a logsumexp over
+    all N posteriors ([samples, N, N] log densities: keep N to a few thousand). The paper's code takes the first term
+    as minus q's entropy in closed form; pairing both terms on the same z removes most of the sampling noise (their
+    difference is what varies), and makes the two limits exact: 0 when every x gets the same posterior (the code
+    carries nothing about x: posterior collapse), log N when the posteriors do not overlap. q(z) is estimated from
+    the same N examples, so compare values on the same N."""
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    if n < 1:
+        raise ValueError("mutual_information needs at least one example")
+    q = model.encode(x)  # batch [N], event [latent]
+    z = q.sample(int(n_samples), seed=tf.constant([int(seed), 17]))  # [S, N, latent]
+    log_q_all = q.log_prob(z[:, :, None, :])  # z_sn against every q(.|x_m): [S, N, N]
+    log_qz = tf.reduce_logsumexp(tf.cast(log_q_all, tf.float64), axis=-1) - math.log(n)  # [S, N]
+    log_q_own = tf.cast(q.log_prob(z), tf.float64)  # log q(z_sn | x_n): [S, N]
+    return float(tf.reduce_mean(log_q_own - log_qz))
+
+
+def diagnostics(model, x, threshold: float = 0.01, seed: int = 0) -> dict:
+    """What posterior collapse looks like, on the examples x: KL(q(z_j|x) || p(z_j)) per latent dimension (nats, mean
+    over x), the active units (Cov_x(E_q[z_u]) > threshold) and the mutual information I_q(x; z) (nats)."""
+    x = np.asarray(x, np.float32)
+    units, _ = active_units(model, x, threshold)
+    return {"kl_per_dim": [float(v) for v in kl_per_dimension(model, x)], "active_units": units,
+            "mutual_information": mutual_information(model, x, seed=seed), "n": int(len(x))}
+
+
 def prior_marginals(model, dims=None) -> tfd.Distribution:
     """p(z_dims): the prior's joint marginal over the latent coordinates `dims` (all when None), event [len(dims)];
     a one-dimensional marginal p(z_j) is dims=[j]. Each prior layer knows its own (`Prior.marginal`); for the 1-D
@@ -390,6 +425,7 @@ __all__ = [
     "linear_gaussian", "is_linear_gaussian", "exact_log_px", "exact_posterior", "kl_to_exact_posterior",
     "decode_chunk", "GridPosterior", "grid_mesh", "box_grid", "cell_volume", "grid_moments", "log_joint_on",
     "posterior_grid", "log_px_quadrature", "PosteriorsOnGrid", "posteriors_on_grid", "kl_on_grid",
-    "kl_to_posterior_on_grid", "kl_to_true_posterior", "active_units", "kl_per_dimension", "prior_marginals",
+    "kl_to_posterior_on_grid", "kl_to_true_posterior", "active_units", "kl_per_dimension", "mutual_information",
+    "diagnostics", "prior_marginals",
     "log_mean_exp",
 ]

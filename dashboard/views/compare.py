@@ -9,7 +9,8 @@ from dashboard import figures, state
 DEFAULT_SHOWN = 4
 COLUMNS = {"name": "run", "dataset": "data", "likelihood": "likelihood", "representation": "data as",
            "latent_dim": "latent", "status": "status", "epochs": "epochs", "test_elbo": "test ELBO (nats)",
-           "test_reconstruction": "test E_q[log p(x|z)]", "test_kl": "test KL", "log_px": "log p(x)"}
+           "test_reconstruction": "test E_q[log p(x|z)]", "test_kl": "test KL", "log_px": "log p(x)", "beta": "β",
+           "active_units": "active units", "mutual_information": "I_q(x; z) (nats)"}
 
 
 def render() -> None:
@@ -27,15 +28,20 @@ def render() -> None:
 
     compare, curves = state.explain("compare"), state.explain("curves")
     runs = [get_run(n, state.root()) for n in chosen]
-    summaries = [compare.run_summary(r) for r in runs]
+    histories = [r.history() for r in runs]
+    summaries = [compare.run_summary(r, h) for r, h in zip(runs, histories)]
     note = compare.comparability_note(summaries)
     if note:
         st.warning(note)
-    series = [(r.name, curves.history_curves(r.history())) for r in runs]
+    series = [(r.name, curves.history_curves(h)) for r, h in zip(runs, histories)]
     figures.chart(figures.compare_curves(series), config=figures.plot_config("compare-runs"), key="cmp_curves")
+    collapse = [(r.name, curves.diagnostics(h)) for r, h in zip(runs, histories)]
+    if any(len(d) for _, d in collapse):
+        figures.chart(figures.compare_diagnostics(collapse), config=figures.plot_config("compare-collapse"),
+                      key="cmp_collapse")
     table = pd.DataFrame(summaries)[list(COLUMNS)].rename(columns=COLUMNS).dropna(axis=1, how="all")
     numbers = {c: st.column_config.NumberColumn(format="%.2f") for c in
-               ("test ELBO (nats)", "test E_q[log p(x|z)]", "test KL", "log p(x)") if c in table}
+               ("test ELBO (nats)", "test E_q[log p(x|z)]", "test KL", "log p(x)", "I_q(x; z) (nats)") if c in table}
     st.dataframe(table, hide_index=True, width="stretch", column_config=numbers)
     st.download_button("Download the table (CSV)", table.to_csv(index=False), file_name="runs.csv", mime="text/csv",
                        key="dl_compare")

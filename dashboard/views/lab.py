@@ -142,11 +142,23 @@ def _live_job() -> tuple[bool, str | None]:
     return True, status.run_dir
 
 
+@st.fragment(run_every=LIVE_SECONDS)
+def _wait_for_snapshot(message: str) -> None:
+    """While the job starts (a worker loading the data, the run directory not written yet): poll, and rerun the page
+    once the run's first live snapshot exists (or the job has ended), so the live density is drawn."""
+    from vae_tfp.snapshots import live_snapshot
+
+    running, run_path = _live_job()
+    if not running or (run_path is not None and live_snapshot(run_path) is not None):
+        st.rerun()
+    st.info(message)
+
+
 def _live(run_path) -> None:
     """While this session's training runs: part 1 for the run's newest snapshot, the model's side refreshed by a
     fragment every LIVE_SECONDS (the truth beside it is drawn once)."""
     if run_path is None:
-        st.info("Training is starting: the live density appears with the first snapshot of the run.")
+        _wait_for_snapshot("Training is starting: the live density appears with the first snapshot of the run.")
         return
     from vae_tfp.runs import open_run
     from vae_tfp.snapshots import live_snapshot
@@ -158,7 +170,7 @@ def _live(run_path) -> None:
         st.info(why + " Training is running; the views show the model when it ends.")
         return
     if live_snapshot(run.path) is None:
-        st.info("The live density appears with the run's first snapshot.")
+        _wait_for_snapshot("The live density appears with the run's first snapshot.")
         return
     lab = state.explain("lab")
     cached = _run_model(run)

@@ -1,5 +1,6 @@
 """View 1, Training: live progress (queue position, then step, epoch, images/s, ETA) and the ELBO curve, train and
-test, with the reconstruction term E_q[log p(x|z)] and the KL term as their own lines.
+test, with the reconstruction term E_q[log p(x|z)] and the KL term as their own lines; below them, posterior collapse
+as it happens: KL per latent dimension, active units and the mutual information I_q(x; z), per epoch.
 
 The job trains in a worker process; everything here comes from its run directory. While this session's job is
 queued or running, two fragments poll (`st.fragment(run_every=...)`): the progress line above the tabs (the job's
@@ -82,9 +83,10 @@ def render() -> None:
     act = state.ready()
     if act is None:
         return
-    history_curves = state.explain("curves").history_curves
+    curves = state.explain("curves")
     records = act.run.history() if act.run is not None else []
-    _curve(history_curves(records), act.run.name if act.run is not None else "")
+    _curve(curves.history_curves(records), act.run.name if act.run is not None else "")
+    _diagnostics(curves.diagnostics(records))
     metrics = act.run.metrics() if act.run is not None else {}
     test = metrics.get("test") or {}
     if test:
@@ -111,7 +113,9 @@ def _live_curve(job_id: str) -> None:
     if not records:
         st.info("The curve appears after the first logged steps.")
         return
-    _curve(state.explain("curves").history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}")
+    curves = state.explain("curves")
+    _curve(curves.history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}")
+    _diagnostics(curves.diagnostics(records), live=True)
 
 
 def _live_records(run_path: str) -> list:
@@ -137,6 +141,26 @@ def _curve(curves, subtitle: str) -> None:
     st.caption("Per-example values in nats. The ELBO is the reconstruction term E_q[log p(x|z)] minus the KL term; "
                "train values are averages over the logged steps (with the β and free bits used in training only "
                "for the loss, not for these terms), test values are evaluated at epoch ends.")
+
+
+def _diagnostics(d, live: bool = False) -> None:
+    """Posterior collapse over training, from the history's diagnostics records."""
+    st.markdown("**Is the code used? Posterior collapse, epoch by epoch**")
+    if not len(d):
+        st.caption("The diagnostics appear after the first epoch." if live else
+                   "This run has no diagnostics records (written by runs trained with this version).")
+        return
+    fig = figures.diagnostics_figure(d)
+    figures.chart(fig, config=figures.plot_config("diagnostics"), key="diagnostics" + ("_live" if live else ""))
+    last = d.last()
+    st.caption(f"On the first {d.n} test examples, at epoch {last['epoch']}: {last['active_units']} of "
+               f"{len(last['kl_per_dim'])} latent dimensions active (Cov_x(E_q[z_j]) > 0.01), "
+               f"I_q(x; z) = {last['mutual_information']:.2f} nats (at most log {d.n} = {math.log(d.n):.2f}). "
+               "A dimension whose KL stays near 0 carries nothing about x: q(z_j|x) = p(z_j) for every x, and the "
+               "decoder learns to ignore it. The mutual information I_q(x; z) = E_x E_q[log q(z|x) − log q(z)] "
+               "(q(z) the average posterior over these examples, Monte Carlo as in He et al. 2019) says how much "
+               "the code tells about x in all; it falls to 0 when the posterior collapses. Raise β or remove free "
+               "bits in the sidebar and watch it happen.")
 
 
 def _jsonl(record) -> str:

@@ -9,9 +9,13 @@ REPRESENTATION_WORDS = {
 }
 
 
-def run_summary(run) -> dict:
-    """What the comparison table shows for one saved run: its setup, status and test elbo / reconstruction / kl."""
+def run_summary(run, records=None) -> dict:
+    """What the comparison table shows for one saved run: its setup, status, test elbo / reconstruction / kl, and
+    the last diagnostics (active units, I_q(x; z)). `records`: the run's history when already read."""
+    from vae_tfp.explain.curves import diagnostics
+
     config, metrics = run.config(), run.metrics()
+    last = diagnostics(run.history() if records is None else records).last() or {}
     try:
         info = run.data_info()
     except (OSError, ValueError):
@@ -22,7 +26,8 @@ def run_summary(run) -> dict:
             "levels": info.get("levels"), "binarization": config.binarization if config.likelihood == "bernoulli"
             else None, "status": metrics.get("status", "unfinished"), "epochs": metrics.get("epochs"),
             "test_elbo": metrics.get("test_elbo"), "test_reconstruction": test.get("reconstruction"),
-            "test_kl": test.get("kl"), "log_px": metrics.get("log_px")}
+            "test_kl": test.get("kl"), "log_px": metrics.get("log_px"), "beta": config.beta,
+            "active_units": last.get("active_units"), "mutual_information": last.get("mutual_information")}
 
 
 def comparability_note(summaries) -> str | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from vae_tfp.runs import create_run, open_run
+from vae_tfp.training.diagnostics import DiagnosticsRecorder
 from vae_tfp.training.snapshots import SnapshotRecorder
 
 RECORDS_PER_EPOCH = 10
@@ -49,15 +50,18 @@ class RunRecorder:
     continued after `Trainer.resume`); else a fresh directory under `runs_root` (default: $VAE_TFP_RUNS or ./runs)
     named `name` (default: dataset-likelihood-z<latent>-<time>; a taken name gets a -2, -3, ... suffix).
     `run` is the `vae_tfp.runs.Run` once the directory exists, else None. `snapshots`: the `SnapshotRecorder` that
-    writes snapshots/ (True, the default: one with the default policy; None or False: no snapshots)."""
+    writes snapshots/ (True, the default: one with the default policy; None or False: no snapshots).
+    `diagnostics`: the `DiagnosticsRecorder` that appends per-epoch diagnostics records (KL per dimension, active
+    units, mutual information) to the history (True, the default; None or False: none)."""
 
-    def __init__(self, run_dir=None, *, runs_root=None, name: str | None = None, snapshots=True):
+    def __init__(self, run_dir=None, *, runs_root=None, name: str | None = None, snapshots=True, diagnostics=True):
         if run_dir is not None and (runs_root is not None or name is not None):
             raise ValueError("give run_dir (an exact directory) or runs_root / name (a fresh one), not both")
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.runs_root = runs_root
         self.name = name
         self.snapshots = SnapshotRecorder() if snapshots is True else (snapshots or None)
+        self.diagnostics = DiagnosticsRecorder() if diagnostics is True else (diagnostics or None)
         self.run = None
         self.every = 1
         self._trainer = None
@@ -91,6 +95,10 @@ class RunRecorder:
         if self.snapshots is not None:
             self.snapshots.step(self._trainer, event.step)
 
+    def _on_epoch(self, event) -> None:
+        if self.run is not None and self.diagnostics is not None and self.diagnostics.due(self._trainer, event.epoch):
+            self.run.append_history(self.diagnostics.record(self._trainer, event.step, event.epoch))
+
     def _on_eval(self, event) -> None:
         if self.run is not None:
             self.run.append_history({"kind": "test", "step": event.step, "epoch": event.epoch,
@@ -102,6 +110,8 @@ class RunRecorder:
             return  # no step applied in this call: nothing new to record
         if self._interval:
             self._write_train(event)
+        if self.diagnostics is not None and self.diagnostics.last_step != event.step:
+            self.run.append_history(self.diagnostics.record(self._trainer, event.step, event.epoch))
         self.run.save_checkpoint(self._trainer.model, self._trainer.optimizer, event.step, event.epoch)
         if self.snapshots is not None:
             self.snapshots.end(self._trainer, event.step)

@@ -1,0 +1,109 @@
+"""Per-epoch diagnostics of posterior collapse: the mutual information I_q(x; z) against an independent numpy
+computation and its two limits (0 when every posterior is the same, log N when none overlap), KL per dimension and
+active units against their closed forms, the records the RunRecorder writes (when, and that they hold the model's
+values), the CLI's JSON, Compare runs' summary, and the Training view."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from vae_tfp import evaluation
+from vae_tfp._tf import tf, tfd
+from vae_tfp.config import RunConfig
+from vae_tfp.training import RunRecorder, Trainer
+from vae_tfp.training.diagnostics import DiagnosticsRecorder
+
+
+class GaussianEncoder:
+    """A stand-in model: q(z|x_n) = N(x_n, diag s^2), i.e. the example *is* its posterior mean."""
+
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def encode(self, x):
+        loc = tf.constant(x, tf.float32)
+        return tfd.MultivariateNormalDiag(loc, tf.fill(tf.shape(loc), tf.constant(self.scale, tf.float32)))
+
+
+def numpy_mutual_information(means, scale, n_samples, rng):
+    """E_n E_{z ~ N(mu_n, s^2)} [log N(z; mu_n, s^2) - log (1/N) sum_m N(z; mu_m, s^2)], plain Monte Carlo."""
+    z = means[None] + scale * rng.normal(size=(n_samples, *means.shape))  # [S, N, L]
+    log_own = stats.norm.logpdf(z, means[None], scale).sum(-1)  # [S, N]
+    log_all = stats.norm.logpdf(z[:, :, None, :], means[None, None], scale).sum(-1)  # [S, N, N]
+    return float(np.mean(log_own - (logsumexp(log_all, axis=-1) - np.log(len(means)))))
+
+
+def test_mutual_information_agrees_with_numpy_and_has_its_limits(rng):
+    means = rng.normal(size=(40, 3)).astype(np.float32)
+    got = evaluation.mutual_information(GaussianEncoder(0.8), means, n_samples=400)
+    want = numpy_mutual_information(means.astype(np.float64), 0.8, 400, rng)
+    assert got == pytest.approx(want, abs=0.03)
+    assert 0.1 < got < np.log(40)
+    same = np.zeros((40, 3), np.float32)  # every x gets the same posterior: z tells nothing about x
+    assert evaluation.mutual_information(GaussianEncoder(0.8), same) == pytest.approx(0.0, abs=1e-6)
+    apart = (np.arange(40, dtype=np.float32)[:, None] * 100.0) * np.ones((1, 3), np.float32)  # no overlap
+    assert evaluation.mutual_information(GaussianEncoder(0.8), apart) == pytest.approx(np.log(40), abs=1e-3)
+
+
+def test_diagnostics_of_a_model_match_the_closed_forms(rng):
+    from vae_tfp.model import build_vae
+
+    model = build_vae(RunConfig(latent_dim=3, hidden=(16,)), (8, 8), None)
+    x = (rng.uniform(size=(50, 8, 8)) > 0.5).astype(np.float32)
+    d = evaluation.diagnostics(model, x)
+    q = model.encode(x)
+    mu, s = q.mean().numpy().astype(np.float64), q.stddev().numpy().astype(np.float64)
+    kl = (0.5 * (mu**2 + s**2 - 1) - np.log(s)).mean(0)  # KL(N(mu, s^2) || N(0, 1)) per dimension
+    np.testing.assert_allclose(d["kl_per_dim"], kl, rtol=1e-4, atol=1e-6)
+    assert d["active_units"] == int(np.sum(mu.var(0) > 0.01)) and d["n"] == 50
+    assert 0 <= d["mutual_information"] <= np.log(50) + 0.05
+
+
+def test_the_recorder_writes_diagnostics_at_spread_epochs_and_at_the_end(tmp_path):
+    policy = DiagnosticsRecorder(subset=100, records_per_run=2)
+    assert [policy.every(e) for e in (1, 2, 3, 1000)] == [1, 1, 2, 500]
+    config = RunConfig(dataset="digits", latent_dim=3, hidden=(16,), epochs=3, batch_size=256)
+    trainer = Trainer(config, callbacks=[RunRecorder(tmp_path / "run", diagnostics=policy)])
+    trainer.train(max_steps=trainer.steps_per_epoch + 2)  # stops inside epoch 2: one more record at the end
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    diag = [r for r in records if r["kind"] == "diagnostics"]
+    assert [(r["epoch"], r["step"] - trainer.steps_per_epoch * r["epoch"]) for r in diag] == [(1, 2), (2, 0), (3, 0)]
+    last = evaluation.diagnostics(trainer.model, trainer.data.x_test[:100], seed=config.seed)
+    assert diag[-1]["kl_per_dim"] == pytest.approx(last["kl_per_dim"], rel=1e-5)
+    assert diag[-1]["active_units"] == last["active_units"] and diag[-1]["n"] == 100
+    assert diag[-1]["mutual_information"] == pytest.approx(last["mutual_information"], rel=1e-5)
+
+    from vae_tfp.explain import compare, curves
+    from vae_tfp.runs import open_run
+
+    d = curves.diagnostics(records)
+    assert d.kl_per_dim.shape == (3, 3) and list(d.epoch) == [1, 2, 3]
+    summary = compare.run_summary(open_run(tmp_path / "run"))
+    assert summary["active_units"] == last["active_units"]
+    assert summary["mutual_information"] == pytest.approx(last["mutual_information"], rel=1e-5)
+
+
+def test_the_cli_reports_the_last_diagnostics(tmp_path, capsys):
+    from vae_tfp import cli
+
+    assert cli.main(["train", "--dataset", "digits", "--latent-dim", "2", "--hidden", "16", "--epochs", "2",
+                     "--run-dir", str(tmp_path / "r"), "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out["kl_per_dim"]) == 2 and 0 <= out["active_units"] <= 2 and out["mutual_information"] >= -0.05
+
+
+def test_the_training_view_shows_collapse_after_training(tmp_path, monkeypatch):
+    from test_dashboard_apptest import app, charts, show, texts, train
+
+    monkeypatch.setenv("VAE_TFP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "1")
+    at = show(train(app(), epochs=2), "Training")
+    assert not at.exception
+    assert "Is the code used?" in texts(at.markdown)
+    titles = [a["text"] for spec in charts(at) for a in spec["layout"].get("annotations", [])]
+    assert "KL(q(z_j|x) || p(z_j)) per latent dimension" in titles
+    assert "latent dimensions active" in texts(at.caption)
