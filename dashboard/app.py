@@ -23,6 +23,7 @@ intro.header()
 sidebar.render()
 intro.preview()
 training.progress()
+intro.on_screen()
 for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
     if tab.open:  # lazy tabs: only the open view computes
         with tab:

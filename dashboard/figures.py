@@ -349,9 +349,12 @@ def latent_usage(usage) -> go.Figure:
 def bound_curve(w) -> go.Figure:
     """IWAE_k against k (log axis) with the ELBO and, where it exists, log p(x); the gap marked."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=w.ks, y=w.iwae, mode="lines+markers", name="IWAE_k (importance-weighted bound)",
-                             line=dict(color="#ff7f0e", width=2), hovertemplate="k=%{x}: %{y:.3f} nats"
-                             "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=w.ks, y=w.iwae, mode="lines+markers", name="IWAE_k ± 2 s.e. (importance-weighted bound)",
+                             line=dict(color="#ff7f0e", width=2),
+                             error_y=dict(type="data", array=2 * np.nan_to_num(w.iwae_sem), visible=True, width=4),
+                             customdata=np.stack([w.iwae_sem, w.iwae_groups], -1),
+                             hovertemplate="k=%{x}: %{y:.3f} ± %{customdata[0]:.3f} nats (s.e.), average of "
+                             "%{customdata[1]} estimates<extra></extra>"))
     fig.add_hline(y=w.elbo, line_color=ELBO_C, line_dash="dash", annotation_text=f"ELBO {w.elbo:.2f}",
                   annotation_position="bottom right")
     if w.log_px is not None:

@@ -21,9 +21,12 @@ def render() -> None:
 
 
 def header() -> None:
-    """Title, explanation, this server's note and messages: no data set is needed, so this paints first."""
+    """Title, explanation, this server's note and messages: no data set is needed, so this paints first. The
+    explanation is open until there is a model to look at, then folded, so the views start high on a laptop."""
     st.title("vae-tfp · variational autoencoders, inspected")
-    st.markdown(EXPLANATION)
+    first_visit = st.session_state.get("picked_run") in (None, state.NO_RUN) and st.session_state.get("job_id") is None
+    with st.expander("What a VAE is, in five lines", expanded=first_visit):
+        st.markdown(EXPLANATION)
     server_note()
     for level, text in st.session_state.get("flash", []):
         getattr(st, level)(text)
@@ -49,6 +52,39 @@ def server_note() -> None:
                "publish it, as a read-only link.")
     with st.expander("This server's limits"):
         st.markdown("\n".join(f"- {line}" for line in server.describe()))
+
+
+def on_screen() -> None:
+    """Which model and which data the views show, when that is a saved, uploaded or resumed run: the sidebar
+    describes the next training, not necessarily the run on screen."""
+    run = state.shown_run()
+    if run is None:
+        return
+    try:
+        config, info, metrics = run.config(), run.data_info(), run.metrics()
+    except (OSError, ValueError):
+        return
+    shape = "×".join(str(d) for d in info.get("event_shape", []))
+    what = "points" if info.get("kind") == "points" else "images"
+    text = (f"**On screen: run {run.name}** · data {info.get('dataset', config.dataset)} ({info.get('n_train', '?')} "
+            f"train / {info.get('n_test', '?')} test {what} of shape {shape}, as {info.get('representation')}) · "
+            f"p(x|z) {config.likelihood} · latent {config.latent_dim} · prior {config.prior} · "
+            f"{metrics.get('status', 'unfinished')} after {metrics.get('epochs', '?')} epochs")
+    if sidebar_config_differs(config):
+        text += " · *the sidebar holds another setup: it is what Train trains next*"
+    st.caption(text)
+
+
+def sidebar_config_differs(config) -> bool:
+    from vae_tfp.config import RunConfig
+
+    ss = st.session_state
+    try:
+        current = RunConfig.from_dict({k[2:]: v for k, v in ss.items() if isinstance(k, str) and k.startswith("w_")
+                                       and k[2:] in RunConfig.__dataclass_fields__})
+    except ValueError:
+        return True
+    return current != config
 
 
 def preview() -> None:

@@ -28,9 +28,12 @@ from dashboard import state, uploads
 from vae_tfp import budget, families, sharing, spaces
 from vae_tfp import config as C
 from vae_tfp.config import RunConfig
+from vae_tfp.datasets.registry import DATASETS
 from vae_tfp.datasets.uploads import is_upload
 from vae_tfp.datasets.user import megabytes
+from vae_tfp.presets import PRESETS, preset_config, suggested
 
+NO_PRESET = "—"
 VIEW_KEY, IMAGE_KEY, RUN_KEY = "view", "img", "run"  # query parameters owned by the views / the run picker
 NOT_CONFIG = (VIEW_KEY, IMAGE_KEY, RUN_KEY, state.SPACE_KEY, state.PUBLISHED_KEY)
 WIDGET_FIELDS = tuple(C.SETTINGS)  # every setting has a widget
@@ -95,10 +98,11 @@ def offered(name: str) -> tuple:
     return state.settings().offered(name, C.SETTINGS[name].ui)
 
 
-def within_offer(config: RunConfig, source: str) -> tuple[RunConfig, list[str]]:
+def within_offer(config: RunConfig, source: str, given=None) -> tuple[RunConfig, list[str]]:
     """The config with every number outside the range its widget offers (a narrower one than the config allows,
     and this server's caps) set back to the default, and a warning naming each: "{source} parameter latent_dim=128 is
-    outside ..." or "... is over this server's limit of 32"."""
+    outside ..." or "... is over this server's limit of 32". `given`: the fields the source set itself (default: all);
+    a value that only came from the data set's suggestion is narrowed without a word."""
     warnings = []
     caps = state.settings().caps()
     for name, setting in C.SETTINGS.items():
@@ -108,6 +112,9 @@ def within_offer(config: RunConfig, source: str) -> tuple[RunConfig, list[str]]:
         value = getattr(config, name)
         if not lo <= value <= hi:
             default = min(C.DEFAULTS[name], hi)
+            if given is not None and name not in given:
+                config = config.replace(**{name: min(max(value, lo), hi)})
+                continue
             if name in caps and value > caps[name] and setting.ui[0] <= value <= setting.ui[1]:
                 warnings.append(f"{source} parameter {name}={value!r} is over this server's limit of {caps[name]}; "
                                 f"using {default!r}.")
@@ -126,7 +133,7 @@ def read_link(view_labels) -> None:
     ss["link_read"] = True
     params = st.query_params.to_dict()
     config, warnings = sharing.config_from_query(params, datasets=available_datasets(), ignore=NOT_CONFIG)
-    config, outside = within_offer(config, "Link")
+    config, outside = within_offer(config, "Link", given=set(params))
     warnings += outside
     seed_widgets(config)
     run = params.get(RUN_KEY)
@@ -252,6 +259,41 @@ def _stop() -> None:
         state.backend().stop(job_id)
 
 
+def _dataset_changed() -> None:
+    """A data set was picked: the settings any data set suggests take this one's values (`presets.suggested`), so
+    a likelihood or a network that suited the previous data set does not stay behind."""
+    ss = st.session_state
+    config, _ = within_offer(suggested(ss[_key("dataset")]), "Data set", given=())
+    for name in sorted({k for info in DATASETS.values() for k in info.defaults}):
+        ss[_key(name)] = _widget_value(config, name)
+
+
+def _presets() -> None:
+    """One-click lessons (`vae_tfp.presets`): a preset fills the sidebar and opens its view; the person trains."""
+    st.selectbox("Lessons: one click sets them up", [NO_PRESET, *PRESETS], key="preset", on_change=_use_preset,
+                 format_func=lambda n: "— pick a lesson —" if n == NO_PRESET else PRESETS[n].title,
+                 help="Each lesson fills the setup below and opens the view that shows it; press Train. The page's "
+                      "address then holds the lesson's setup: copy it to share the lesson.")
+    lesson = st.session_state.get("lesson")
+    if lesson:
+        st.info(lesson)
+
+
+def _use_preset() -> None:
+    ss = st.session_state
+    name = ss.get("preset")
+    if name in (None, NO_PRESET):
+        ss["lesson"] = None
+        return
+    preset = PRESETS[name]
+    config, warnings = within_offer(preset_config(name), "Lesson", given=set(preset.settings))
+    seed_widgets(config)
+    ss[VIEW_KEY] = preset.view
+    ss["lesson"] = f"**{preset.title}.** {preset.lesson}"
+    ss["follow_job"] = False
+    ss["flash"] = [("warning", w) for w in warnings]
+
+
 def _picked() -> None:
     st.session_state["follow_job"] = False
 
@@ -310,8 +352,9 @@ def _widget(name: str, infos: dict):
         names = available_datasets()
         shown = {n: f"{infos[n]['label']} (your upload)" if infos[n].get("label") else n for n in names}
         listed = "\n\n".join(f"**{shown[n]}**: {infos[n]['description']}" for n in names)
-        return st.selectbox(setting.label, names, key=key, help=f"{setting.help}\n\n{listed}", format_func=shown.get,
-                            **keep)
+        return st.selectbox(setting.label, names, key=key, help=f"{setting.help}\n\n{listed} \n\nPicking a data set "
+                            "fills in the settings it suggests (a likelihood that fits it, epochs, ...).",
+                            format_func=shown.get, on_change=_dataset_changed, **keep)
     if kind == "choice":
         if setting.show_words:
             return st.selectbox(setting.label, list(setting.choices), key=key, format_func=setting.choices.get,
@@ -369,9 +412,10 @@ def render() -> RunConfig | None:
     """Draw the sidebar; returns the config it describes (None while a choice is invalid)."""
     ss = st.session_state
     if _key("dataset") not in ss:
-        seed_widgets(RunConfig())
+        seed_widgets(within_offer(suggested(RunConfig().dataset), "Data set", given=())[0])
     problems = []
     with st.sidebar:
+        _presets()
         st.header("Setup")
         infos = {d["name"]: d for d in datasets()}
         if ss[_key("dataset")] not in available_datasets():

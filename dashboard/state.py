@@ -379,6 +379,20 @@ def active() -> Active:
     return _loaded(run)
 
 
+def shown_run():
+    """The run the views show (this session's finished job, else the picked saved run), read from its JSON files
+    only (no model is loaded); None while there is none or the job still trains."""
+    ss = st.session_state
+    status = job_status() if ss.get("follow_job") else None
+    try:
+        if status is not None:
+            return open_run(status.run_dir) if status.finished and status.run_dir else None
+        name = ss.get("picked_run")
+        return space().run(name) if name and name != NO_RUN else None
+    except ValueError:
+        return None
+
+
 def _loaded(run) -> Active:
     """The run's model, loaded into this session's memory once per weights file (one loaded run per session)."""
     if not run.has_weights():

@@ -154,12 +154,18 @@ def test_sidebar_changes_reach_the_config_and_the_link(runs):
 def test_a_misfit_is_explained_and_blocks_training(runs):
     at = app()
     at.sidebar.selectbox(key="w_dataset").select("two_moons").run()
+    assert at.sidebar.selectbox(key="w_likelihood").value == "gaussian"  # the data set's suggestion fits it
+    assert at.sidebar.number_input(key="w_epochs").value == 60
+    at.sidebar.selectbox(key="w_likelihood").select("bernoulli").run()
     assert "Only likelihoods with the 'real' representation" in texts(at.sidebar.error)
     assert at.sidebar.button(key="train_button").disabled
     at.sidebar.selectbox(key="w_likelihood").select("gaussian").run()
     assert not at.sidebar.error and not at.sidebar.button(key="train_button").disabled
     at.sidebar.selectbox(key="w_network").select("conv").run()
     assert "conv networks need images" in texts(at.sidebar.error)
+    at.sidebar.selectbox(key="w_dataset").select("digits").run()  # back: the image settings return
+    assert at.sidebar.selectbox(key="w_likelihood").value == "bernoulli"
+    assert at.sidebar.selectbox(key="w_network").value == "mlp" and at.sidebar.number_input(key="w_epochs").value == 500
 
 
 def test_a_link_opens_the_same_setup(runs):
@@ -186,7 +192,9 @@ def test_bad_link_parameters_give_messages_not_tracebacks(runs):
 
 
 def test_a_short_training_fills_the_curve_and_every_view(runs):
-    at = train(app(), epochs=2, likelihood="gaussian")
+    at = app()
+    at.sidebar.number_input(key="w_eval_every").set_value(1)
+    at = train(at, epochs=2, likelihood="gaussian")
     assert not at.exception
     assert "Last training: **completed**" in texts(at.sidebar.caption)
     names = {t.get("name") for t in traces(at)}
@@ -351,6 +359,9 @@ def _find_widget(pages, name):
 
 def test_every_config_field_has_its_sidebar_widget_with_the_config_metadata(runs):
     from vae_tfp import config as C
+    from vae_tfp.presets import suggested
+
+    start = suggested("digits").to_dict()  # the page starts from what the default data set suggests
 
     pages = [app(), app({"likelihood": "gaussian", "prior": "mixture"})]  # sigma and the mixture's K apply there
     assert not any(at.exception for at in pages)
@@ -359,15 +370,15 @@ def test_every_config_field_has_its_sidebar_widget_with_the_config_metadata(runs
         assert widget.label == setting.label and setting.help in widget.help, name
         if C.kind(name) in ("int", "float"):
             assert kind == "number_input" and (widget.min, widget.max) == setting.ui, name
-            assert widget.step == pytest.approx(setting.step) and widget.value == C.DEFAULTS[name], name
+            assert widget.step == pytest.approx(setting.step) and widget.value == start[name], name
         elif C.kind(name) == "choice":
             words = setting.choices if setting.show_words else {n: n for n in setting.choices}
             assert kind == "selectbox" and widget.options == [words[n] for n in setting.choices], name
-            assert widget.value == C.DEFAULTS[name], name
+            assert widget.value == start[name], name
         elif name == "dataset":
-            assert kind == "selectbox" and widget.value == C.DEFAULTS[name] and "digits" in widget.options
+            assert kind == "selectbox" and widget.value == start[name] and "digits" in widget.options
         else:
-            assert kind == "text_input" and widget.value == ",".join(map(str, C.DEFAULTS[name])), name
+            assert kind == "text_input" and widget.value == ",".join(map(str, start[name])), name
     assert "w_sigma" not in [w.key for w in pages[0].sidebar.number_input]  # bernoulli: no sigma to set
 
 

@@ -107,3 +107,34 @@ def test_the_training_view_shows_collapse_after_training(tmp_path, monkeypatch):
     titles = [a["text"] for spec in charts(at) for a in spec["layout"].get("annotations", [])]
     assert "KL(q(z_j|x) || p(z_j)) per latent dimension" in titles
     assert "latent dimensions active" in texts(at.caption)
+
+
+def test_training_warnings_name_a_runaway_sigma_and_a_blow_up():
+    from vae_tfp.explain.advice import training_warnings
+
+    config = RunConfig(lr=10.0)
+    assert training_warnings(config, np.array([0.3, 0.2]), [-90.0, -60.0, -50.0], 64) == []
+    [sigma] = training_warnings(config, np.array([0.3, 2e-5]), [-10.0, 50.0, 118.0], 64)
+    assert "sigma fell to 2e-05" in sigma and "unbounded" in sigma
+    [blown] = training_warnings(config, None, [-300.0, -3.7e9], 64)
+    assert "blew up" in blown and "-3.7e+09" in blown and "learning rate of 10" in blown
+    [astray] = training_warnings(config, None, [-80.0, -90.0, -400.0], 64)
+    assert "got much worse" in astray
+    assert training_warnings(config, None, [float("nan")], 64)[0].startswith("Training blew up")
+
+
+def test_the_cli_warns_when_a_learned_sigma_runs_away_on_constant_data(tmp_path, capsys):
+    """2-D points whose second coordinate is constant: a learned sigma shrinks towards 0 and the ELBO climbs without
+    limit; the run completes, and the CLI says why its numbers mean nothing (stderr and the JSON's warnings)."""
+    from vae_tfp import cli
+
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.normal(size=300), np.full(300, 0.5)], -1).astype(np.float32)
+    np.savez(tmp_path / "flat.npz", x_train=x[:250], x_test=x[250:])
+    assert cli.main(["train", "--dataset", str(tmp_path / "flat.npz"), "--likelihood", "gaussian", "--sigma-mode",
+                     "per_dim", "--latent-dim", "1", "--hidden", "16", "--epochs", "300", "--batch-size", "50",
+                     "--lr", "0.05", "--run-dir", str(tmp_path / "r"), "--json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["status"] == "completed" and any("learned sigma fell" in w for w in out["warnings"])
+    assert "warning: The learned sigma fell" in captured.err

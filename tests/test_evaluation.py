@@ -333,3 +333,19 @@ def test_elbo_estimate_in_chunks_against_closed_forms(rng):
     np.testing.assert_allclose(one.kl, est.kl, rtol=1e-5)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         elbo_estimate(model, x, n_samples=0)
+
+
+def test_iwae_spread_is_the_mean_and_standard_error_over_disjoint_groups(rng):
+    from scipy.special import logsumexp
+
+    from vae_tfp.evaluation import iwae_curve, iwae_spread
+
+    log_w = rng.normal(size=(40, 3))  # [K, batch]
+    mean, sem, groups = iwae_spread(log_w, [1, 4, 40])
+    assert list(groups) == [40, 10, 1]
+    per_group = logsumexp(log_w.reshape(10, 4, 3), axis=1) - np.log(4)  # [10, batch]
+    np.testing.assert_allclose(mean[1], per_group.mean(0))
+    np.testing.assert_allclose(sem[1], per_group.std(0, ddof=1) / np.sqrt(10))
+    np.testing.assert_allclose(mean[0], log_w.mean(0))  # k = 1: the ELBO estimate
+    assert np.all(np.isnan(sem[2]))  # one group: no spread to measure
+    np.testing.assert_allclose(iwae_curve(log_w, [1, 4, 40]), mean)

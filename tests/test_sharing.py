@@ -20,11 +20,14 @@ INFO = {"dataset": "digits", "kind": "image", "event_shape": [8, 8], "levels": N
 
 # --- links ----------------------------------------------------------------------------------------------------------
 def test_link_round_trip_holds_only_what_differs():
-    assert sharing.config_to_query(RunConfig()) == {}
-    config = RunConfig(likelihood="gaussian", latent_dim=4, hidden=(64, 32), lr=3e-4, beta=0.5, dataset="two_moons")
+    """A link holds what differs from what its data set suggests (`presets.suggested`), and the data set."""
+    from vae_tfp.presets import suggested
+
+    assert sharing.config_to_query(suggested("digits")) == {}
+    assert sharing.config_to_query(RunConfig()) == {"epochs": "20", "eval_every": "1"}  # digits suggests 500, 10
+    config = suggested("two_moons").replace(latent_dim=4, hidden=(64, 32), lr=3e-4, beta=0.5)
     query = sharing.config_to_query(config)
-    assert query == {"dataset": "two_moons", "likelihood": "gaussian", "latent_dim": "4", "hidden": "64,32",
-                     "beta": "0.5", "lr": "0.0003"}
+    assert query == {"dataset": "two_moons", "latent_dim": "4", "hidden": "64,32", "beta": "0.5", "lr": "0.0003"}
     back, warnings = sharing.config_from_query(query)
     assert back == config and warnings == []
 
@@ -39,8 +42,10 @@ def test_link_round_trip_holds_only_what_differs():
     ({"version": "9"}, "version", ["Unknown link parameter 'version'"]),
 ])
 def test_bad_link_values_become_warnings_and_defaults(params, key, words):
+    from vae_tfp.presets import suggested
+
     config, warnings = sharing.config_from_query(params)
-    assert config == RunConfig()
+    assert config == suggested("digits")
     assert len(warnings) == 1 and key in warnings[0]
     for w in words:
         assert w in warnings[0]

@@ -107,7 +107,7 @@ def test_a_published_link_opens_read_only(server):
     assert f"?pub={pid}" in texts(a.sidebar.code)
 
     b = app({"pub": pid, "view": "Reconstructions"})
-    assert not b.exception and not b.main.warning
+    assert not b.exception and not b.main.warning, texts(b.main.warning)
     assert b.session_state["picked_run"] == f"published:{pid}"
     assert "Shared with you, read-only" in texts(b.sidebar.caption)
     for key in ("resume_button", "delete_button", "publish_button", "unpublish_button"):

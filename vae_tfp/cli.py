@@ -267,6 +267,12 @@ def cmd_train(a) -> dict:
            "data_note": trainer.data.note, "resumed_from_step": start_step if a.resume else None,
            "workers": trainer.cluster.workers, "worker": trainer.cluster.rank,
            "replicas": trainer.strategy.num_replicas_in_sync, **_last_diagnostics(recorder.run)}
+    from vae_tfp.explain.advice import run_warnings
+
+    out["warnings"] = run_warnings(trainer.model, trainer.config, recorder.run.history() if recorder.run else [],
+                                   trainer.event_shape)
+    for warning in out["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if result.status == "diverged":
         raise CommandFailed("training diverged", result.message, out)
     return out

@@ -88,16 +88,27 @@ def iwae_curve(log_w: np.ndarray, ks) -> np.ndarray:
     """IWAE_k for each k in `ks` from one set of K log weights [K, batch]: the mean of the bound over the
     floor(K/k) disjoint groups of k samples (k = 1 is the ELBO estimate, k = K the importance-sampled log p(x)).
     Returns [len(ks), batch]."""
+    return iwae_spread(log_w, ks)[0]
+
+
+def iwae_spread(log_w: np.ndarray, ks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, standard error, groups) of IWAE_k for each k in `ks` over the floor(K/k) disjoint groups of k of the K
+    log weights [K, batch]: mean and s.e. [len(ks), batch], groups [len(ks)]. The s.e. is the spread of one group's
+    estimate over the groups, / sqrt(groups); NaN where there is one group (no spread to measure)."""
     log_w = np.asarray(log_w, np.float64)
     total = log_w.shape[0]
-    rows = []
+    means, sems, counts = [], [], []
     for k in ks:
         if not 1 <= k <= total:
             raise ValueError(f"k={k} must lie in [1, {total}] (the number of log weights given)")
         groups = total // k
         g = log_w[: groups * k].reshape(groups, k, -1)
-        rows.append(np.mean(_logsumexp(g, axis=1) - math.log(k), axis=0))
-    return np.stack(rows)
+        estimates = _logsumexp(g, axis=1) - math.log(k)  # [groups, batch]
+        means.append(estimates.mean(axis=0))
+        sems.append(estimates.std(axis=0, ddof=1) / math.sqrt(groups) if groups > 1
+                    else np.full(estimates.shape[1], np.nan))
+        counts.append(groups)
+    return np.stack(means), np.stack(sems), np.array(counts)
 
 
 @dataclass
@@ -421,7 +432,7 @@ def prior_marginals(model, dims=None) -> tfd.Distribution:
 
 
 __all__ = [
-    "log_weights", "log_px_importance", "iwae_curve", "ELBOEstimate", "elbo_estimate", "LinearGaussian",
+    "log_weights", "log_px_importance", "iwae_curve", "iwae_spread", "ELBOEstimate", "elbo_estimate", "LinearGaussian",
     "linear_gaussian", "is_linear_gaussian", "exact_log_px", "exact_posterior", "kl_to_exact_posterior",
     "decode_chunk", "GridPosterior", "grid_mesh", "box_grid", "cell_volume", "grid_moments", "log_joint_on",
     "posterior_grid", "log_px_quadrature", "PosteriorsOnGrid", "posteriors_on_grid", "kl_on_grid",

@@ -42,6 +42,7 @@ from pathlib import Path
 from vae_tfp.config import RunConfig
 from vae_tfp.datasets import uploads
 from vae_tfp.families.likelihoods import get as likelihood_family
+from vae_tfp.presets import suggested
 
 # --- links ------------------------------------------------------------------------------------------------------
 LINK_FIELDS = tuple(f.name for f in fields(RunConfig))  # every setting (the JSON's version is not one)
@@ -58,9 +59,14 @@ def _to_text(value) -> str:
 
 
 def config_to_query(config: RunConfig) -> dict[str, str]:
-    """The fields of `config` that differ from the defaults, as query-string text (hidden as "256,128")."""
-    return {name: _to_text(getattr(config, name)) for name in LINK_FIELDS
-            if getattr(config, name) != getattr(_DEFAULT, name)}
+    """The fields of `config` that differ from what its data set suggests (`vae_tfp.presets.suggested`: the config's
+    defaults with the data set's own), and the data set when it is not the default one, as query-string text
+    (hidden as "256,128"). `config_from_query` starts from the same suggestion, so the link gives back the config."""
+    base = suggested(config.dataset)
+    differ = [name for name in LINK_FIELDS if getattr(config, name) != getattr(base, name)]
+    if config.dataset != _DEFAULT.dataset:
+        differ.insert(0, "dataset")
+    return {name: _to_text(getattr(config, name)) for name in differ}
 
 
 def _shown(value) -> str:
@@ -96,7 +102,7 @@ def config_from_query(params, *, datasets=None, ignore=()) -> tuple[RunConfig, l
                             f"using the default {_to_text(getattr(_DEFAULT, key))!r}.")
             continue
         accepted[key] = value
-    config = _DEFAULT
+    config = suggested(accepted.get("dataset", _DEFAULT.dataset))  # what the link's data set suggests, then the link
     for key in LINK_FIELDS:  # then together, in field order: a combination that is not allowed drops the later key
         if key in accepted:
             try:

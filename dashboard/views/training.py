@@ -85,6 +85,10 @@ def render() -> None:
         return
     curves = state.explain("curves")
     records = act.run.history() if act.run is not None else []
+    if act.run is not None:
+        for warning in state.explain("advice").run_warnings(act.model, act.run.config(), records,
+                                                             act.info.get("event_shape", [1])):
+            st.warning(warning)
     _curve(curves.history_curves(records), act.run.name if act.run is not None else "")
     _diagnostics(curves.diagnostics(records))
     metrics = act.run.metrics() if act.run is not None else {}

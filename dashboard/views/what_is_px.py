@@ -65,7 +65,8 @@ def render() -> None:
                      + " |\n" for d, what, compute, sample in explain.log_px_definitions())
     st.markdown(table)
     numbers = {"image": i, "elbo": w.elbo, "reconstruction": w.reconstruction, "kl": w.kl,
-               "ks": w.ks.tolist(), "iwae": w.iwae.tolist(), "log_px": w.log_px, "method": w.method,
+               "ks": w.ks.tolist(), "iwae": w.iwae.tolist(), "iwae_sem": w.iwae_sem.tolist(),
+               "iwae_groups": w.iwae_groups.tolist(), "log_px": w.log_px, "method": w.method,
                "gap": w.gap, "kl_true_posterior": w.kl_true_posterior}
     st.download_button("Download these numbers (JSON)", json.dumps(numbers, indent=2), file_name=f"what-is-px-{i}.json",
                        mime="application/json", key="dl_px")
@@ -75,7 +76,11 @@ def _story(w) -> str:
     text = (f"**ELBO = E_q[log p(x|z)] − KL(q(z|x) || p(z)) = {w.reconstruction:.2f} − {w.kl:.2f} = "
             f"{w.elbo:.2f} nats.** Both terms use only things we can compute: p(x|z) and p(z) in closed form, "
             f"q(z|x) from the encoder. **IWAE_k** averages k importance weights p(x, z_k) / q(z_k|x) inside the log; "
-            f"it rises with k (from {w.iwae[0]:.2f} at k = 1 to {w.iwae[-1]:.2f} at k = {w.ks[-1]}) towards log p(x). ")
+            f"its expectation rises with k (from {w.iwae[0]:.2f} at k = 1 to {w.iwae[-1]:.2f} at k = {w.ks[-1]}) "
+            f"towards log p(x). Each point is an average of independent estimates (at least {min(w.iwae_groups)}) "
+            "with ± 2 standard errors: one estimate is noisy, and because exp of a noisy log weight can be large, "
+            "a single IWAE_k can land above log p(x) even though its expectation never does; where two points' "
+            "error bars overlap, the curve need not rise between them. ")
     if w.log_px is not None:
         text += (f"Here **log p(x) = {w.log_px:.2f}** is known {METHOD_WORDS[w.method]}. The gap "
                  f"log p(x) − ELBO = {w.gap:.3f} nats is exactly **KL(q(z|x) || p(z|x))**, how far the encoder's "

@@ -2,7 +2,10 @@
 
 Like the registries in `vae_tfp.families`, it imports no TensorFlow: each `DatasetInfo` holds the words a person reads
 (`description`), its `kind` ("image" or "points", e.g. conv networks need images), its loader, whether it is
-available offline, and `defaults`: RunConfig settings the data set suggests (field -> value; empty for now).
+available offline, and `defaults`: the RunConfig settings the data set suggests (field -> value), which the dashboard
+fills in when the data set is picked (`vae_tfp.presets.suggested`): a likelihood that fits the data, enough epochs
+for a first training to show something (digits: about 12 s on a 2-core machine), and for the linear-Gaussian sets
+the linear model with a learned sigma, so the model can match the known truth.
 """
 
 from __future__ import annotations
@@ -22,26 +25,36 @@ def _idx_availability(name: str):
     return lambda data_dir: builtin.idx_available(name, data_dir)
 
 
+# What each kind of data set fills in when picked (every key in all three, so switching data sets never keeps a
+# setting that only suited the previous one). Fashion-MNIST and MNIST keep the config's defaults for the rest.
+IMAGE_DEFAULTS = {"likelihood": "bernoulli", "network": "mlp", "sigma": 0.1, "sigma_mode": "fixed", "latent_dim": 2,
+                  "epochs": 500, "eval_every": 10, "lr": 1e-3, "batch_size": 128}
+TOY_DEFAULTS = {"likelihood": "gaussian", "network": "mlp", "sigma": 0.1, "sigma_mode": "fixed", "latent_dim": 2,
+                "epochs": 60, "eval_every": 5, "lr": 1e-3, "batch_size": 128}
+LINEAR_DEFAULTS = {"likelihood": "gaussian", "network": "linear", "sigma": 1.0, "sigma_mode": "shared",
+                   "epochs": 100, "eval_every": 10, "lr": 1e-2, "batch_size": 128}
+
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo("digits", "sklearn 8x8 handwritten digits (1500 train / 297 test, 17 grey levels); "
-                    "the default, always available.", "image", builtin.load_digits),
+                    "the default, always available.", "image", builtin.load_digits, defaults=IMAGE_DEFAULTS),
         DatasetInfo("fashion_mnist", "Fashion-MNIST 28x28 clothing images (60000 / 10000, 256 grey levels).",
                     "image", builtin.load_fashion_mnist, _idx_availability("fashion_mnist")),
         DatasetInfo("mnist", "MNIST 28x28 handwritten digits (60000 / 10000, 256 grey levels).",
                     "image", builtin.load_mnist, _idx_availability("mnist")),
         DatasetInfo("two_moons", "2-D toy points: two interleaving half circles (5000 / 1000).",
-                    "points", builtin.load_two_moons),
-        DatasetInfo("rings", "2-D toy points: two concentric rings (5000 / 1000).", "points", builtin.load_rings),
+                    "points", builtin.load_two_moons, defaults=TOY_DEFAULTS),
+        DatasetInfo("rings", "2-D toy points: two concentric rings (5000 / 1000).", "points", builtin.load_rings,
+                    defaults=TOY_DEFAULTS),
         DatasetInfo("pinwheel", "2-D toy points: five-armed pinwheel, Johnson et al. 2016 (5000 / 1000).",
-                    "points", builtin.load_pinwheel),
+                    "points", builtin.load_pinwheel, defaults=TOY_DEFAULTS),
         DatasetInfo("linear_gaussian", "10-D points from a known linear-Gaussian model with a 2-D latent "
                     "(5000 / 1000); the true W, b, sigma are in Dataset.truth.", "points",
-                    builtin.load_linear_gaussian),
+                    builtin.load_linear_gaussian, defaults=LINEAR_DEFAULTS | {"latent_dim": 2}),
         DatasetInfo("linear_gaussian_2d", "2-D points from a known linear-Gaussian model with a 1-D latent "
                     "(5000 / 1000): the exact p(x) can be drawn on the plane.", "points",
-                    builtin.load_linear_gaussian_2d),
+                    builtin.load_linear_gaussian_2d, defaults=LINEAR_DEFAULTS | {"latent_dim": 1}),
     )
 }
 

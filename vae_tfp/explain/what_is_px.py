@@ -11,6 +11,7 @@ from vae_tfp import evaluation
 
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 ELBO_SAMPLES = 20_000
+IWAE_GROUPS = 4  # independent groups of the largest k: every IWAE_k is an average with a standard error
 
 
 @dataclass
@@ -24,6 +25,8 @@ class WhatIsPx:
     method: str  # "exact", "quadrature" or "none"
     kl_true_posterior: float | None  # KL(q(z|x) || p(z|x)), computed on its own (closed form or on a grid)
     picture: evaluation.PosteriorsOnGrid | None  # latent <= 2: p(z|x) and q(z|x) over a box around both
+    iwae_sem: np.ndarray  # [m]  IWAE_k's standard error over its groups (at least IWAE_GROUPS of them)
+    iwae_groups: np.ndarray  # [m]  how many groups of k samples each IWAE_k averages
 
     @property
     def gap(self) -> float | None:
@@ -42,7 +45,8 @@ def what_is_px(model, x1, ks=DEFAULT_KS, grid: int = 121, elbo_samples: int | No
     if elbo_samples is None:  # the ELBO's Monte-Carlo error shows in the gap: many samples where they are cheap
         elbo_samples = max(kmax, ELBO_SAMPLES) if chunk >= 1024 else kmax
     terms = evaluation.elbo_estimate(model, x, int(elbo_samples), max_points=chunk)
-    iwae = evaluation.iwae_curve(evaluation.log_weights(model, x, kmax, max_points=chunk), ks)[:, 0]  # [m]
+    log_w = evaluation.log_weights(model, x, IWAE_GROUPS * kmax, max_points=chunk)  # [groups x kmax, 1]
+    iwae, iwae_sem, groups = evaluation.iwae_spread(log_w, ks)  # [m, 1], [m, 1], [m]
     grid = grid if chunk >= 1024 else min(grid, 61)  # big decoders (e.g. categorical 28x28): a coarser grid
     true = evaluation.posterior_grid(model, x1, size=grid) if model.latent_dim <= 2 else None  # zoomed on p(z|x)
     log_px, method, kl_true, picture = None, "none", None, None
@@ -60,8 +64,8 @@ def what_is_px(model, x1, ks=DEFAULT_KS, grid: int = 121, elbo_samples: int | No
         lo = np.minimum(p_mean - 4 * p_std, q_mean - 4 * q_std)  # a box around both p(z|x) and q(z|x)
         hi = np.maximum(p_mean + 4 * p_std, q_mean + 4 * q_std)
         picture = evaluation.posteriors_on_grid(model, x1, lo, hi, grid, log_px)
-    return WhatIsPx(float(terms.elbo[0]), float(terms.reconstruction[0]), float(terms.kl[0]), ks, iwae, log_px,
-                    method, kl_true, picture)
+    return WhatIsPx(float(terms.elbo[0]), float(terms.reconstruction[0]), float(terms.kl[0]), ks, iwae[:, 0],
+                    log_px, method, kl_true, picture, iwae_sem[:, 0], groups)
 
 
 def log_px_definitions() -> list[tuple[str, str, str, str]]:
