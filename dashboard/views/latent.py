@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, state
-from dashboard.views.reconstructions import image_index
+from dashboard.views.reconstructions import image_index, noun
 
 STEPS = 9
 
@@ -19,6 +19,7 @@ def render() -> None:
 
     model, token, x_test = act.model, act.token, act.data.x_test
     points = act.info.get("kind") == "points"
+    word = noun(act)
     zmin, zmax = figures.value_range(act.info)
     px = figures.cell_pixels(x_test.shape[1:], 96) if not points else None
 
@@ -40,7 +41,7 @@ def render() -> None:
     st.subheader("Traversal: change one latent dimension, keep the others")
     c1, c2, c3 = st.columns(3)
     with c1:
-        i = image_index(len(x_test), "Test image # (the start)")
+        i = image_index(len(x_test), f"Test {word} # (the start)")
     with c2:
         dim = st.selectbox("Dimension", list(range(model.latent_dim)), format_func=lambda d: f"z{d + 1}",
                            key="lat_dim")
@@ -49,14 +50,14 @@ def render() -> None:
     values = np.linspace(-reach, reach, STEPS)
     path = state.memo(token, "traversal", (i, dim, reach), lambda: explain.traversal(model, x_test[i], dim, values))
     _path(path, points, x_test, zmin, zmax, px, [f"z{dim + 1} = {v:.2g}" for v in values],
-          f"Traversal of z{dim + 1} from test image #{i}", "traversal")
+          f"Traversal of z{dim + 1} from test {word} #{i}", "traversal")
 
-    st.subheader("Interpolation between two test images")
+    st.subheader(f"Interpolation between two test {word}s")
     c1, c2 = st.columns(2)
     with c1:
-        a = st.number_input("From test image #", 0, len(x_test) - 1, 0, key="lat_a")
+        a = st.number_input(f"From test {word} #", 0, len(x_test) - 1, 0, key="lat_a")
     with c2:
-        b = st.number_input("To test image #", 0, len(x_test) - 1, min(1, len(x_test) - 1), key="lat_b")
+        b = st.number_input(f"To test {word} #", 0, len(x_test) - 1, min(1, len(x_test) - 1), key="lat_b")
     path = state.memo(token, "interpolation", (a, b), lambda: explain.interpolation(model, x_test[a], x_test[b],
                                                                                   STEPS))
     _path(path, points, x_test, zmin, zmax, px, [f"t = {t:.2f}" for t in path.t],

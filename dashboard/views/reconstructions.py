@@ -10,8 +10,13 @@ N_IMAGES = 6  # at 112 px each they fit a 1400 px wide window beside the sidebar
 N_POINTS = 300
 
 
+def noun(act) -> str:
+    """What one example of the data on screen is called: "point" (2-D and other point data) or "image"."""
+    return "point" if act.info.get("kind") == "points" else "image"
+
+
 def image_index(n_test: int, label: str = "Test image #") -> int:
-    """The test-image number, shared by the views and kept in the URL (?img=...)."""
+    """The test example's number, shared by the views and kept in the URL (?img=...)."""
     return int(st.number_input(label, min_value=0, max_value=max(0, n_test - 1), value=0, step=1, key="img",
                                bind="query-params"))
 
@@ -25,7 +30,7 @@ def render() -> None:
     x_test = act.data.x_test
     c1, c2 = st.columns(2)
     with c1:
-        start = image_index(len(x_test), "Test image # (the first shown)")
+        start = image_index(len(x_test), f"Test {noun(act)} # (the first shown)")
     with c2:
         seed = int(st.number_input("Sample seed", 0, 10_000, 0, key="rec_seed",
                                    help="Draw other z ~ q(z|x) and x' ~ p(x|z)."))

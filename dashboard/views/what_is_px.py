@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from dashboard import figures, state
-from dashboard.views.reconstructions import image_index
+from dashboard.views.reconstructions import image_index, noun
 
 METHOD_WORDS = {
     "exact": "exact: the model is linear-Gaussian, so p(x) = N(b, W^T W + diag(sigma^2)) in closed form",
@@ -25,7 +25,7 @@ def render() -> None:
     x_test = act.data.x_test
     c1, c2 = st.columns([1, 3])
     with c1:
-        i = image_index(len(x_test))
+        i = image_index(len(x_test), f"Test {noun(act)} #")
         x1 = x_test[i]
         if act.info.get("kind") == "image":
             zmin, zmax = figures.value_range(act.info)

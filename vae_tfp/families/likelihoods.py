@@ -68,7 +68,7 @@ LIKELIHOODS: dict[str, LikelihoodFamily] = {f.name: f for f in (
         "each pixel is drawn from a continuous Bernoulli on [0, 1] with the decoder's parameter",
         "vae_tfp.likelihoods:continuous_bernoulli"),
     LikelihoodFamily(
-        "gaussian", "real values (pixels scaled to [0, 1]); sigma fixed or learned", "real",
+        "gaussian", "real values (points as they are, pixels scaled to [0, 1]); sigma fixed or learned", "real",
         "each value is E[x|z] plus Gaussian noise of standard deviation sigma, so the sample is visibly noisy",
         "vae_tfp.likelihoods:gaussian", has_sigma=True, gaussian=True),
     LikelihoodFamily(
