@@ -24,9 +24,14 @@ import threading
 
 
 def _send(stream, lock, **event) -> None:
-    with lock:
-        stream.write(json.dumps(event) + "\n")
-        stream.flush()
+    """One event to the backend. The backend gone (its process ended: the pipe is broken) ends this worker quietly;
+    the job's state is in its run directory (job.json) either way."""
+    try:
+        with lock:
+            stream.write(json.dumps(event) + "\n")
+            stream.flush()
+    except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+        os._exit(0)
 
 
 def _release_memory() -> None:
