@@ -15,6 +15,15 @@ then look at each part in the views below.
 """
 
 
+# A laptop (1280 x 800) shows the title, the explanation and the view tabs above the fold: less padding above the
+# page, a title on one line, and a sidebar wide enough for its choices' words.
+COMPACT = """<style>
+.block-container {padding-top: 2.2rem;}
+h1 {font-size: 1.9rem !important; padding-top: 0.2rem !important;}
+section[data-testid="stSidebar"] {min-width: 330px;}
+</style>"""
+
+
 def render() -> None:
     header()
     preview()
@@ -23,6 +32,7 @@ def render() -> None:
 def header() -> None:
     """Title, explanation, this server's note and messages: no data set is needed, so this paints first. The
     explanation is open until there is a model to look at, then folded, so the views start high on a laptop."""
+    st.markdown(COMPACT, unsafe_allow_html=True)
     st.title("vae-tfp · variational autoencoders, inspected")
     first_visit = st.session_state.get("picked_run") in (None, state.NO_RUN) and st.session_state.get("job_id") is None
     with st.expander("What a VAE is, in five lines", expanded=first_visit):
@@ -93,7 +103,7 @@ def preview() -> None:
 
 
 def _preview(name: str) -> None:
-    expanded = st.session_state.get("picked_run") in (None, state.NO_RUN) and st.session_state.get("job_id") is None
+    expanded = False  # one click away: the explanation above is what a first visit reads first
     try:
         ds = state.dataset(name)
     except Exception as err:  # noqa: BLE001 - a data set that cannot load says why
