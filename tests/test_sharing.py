@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_uploads import zipped as _zip
 
 from vae_tfp import sharing
 from vae_tfp.config import RunConfig
@@ -88,18 +89,6 @@ def run(tmp_path):
 def _members(bundle: bytes) -> dict:
     with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
         return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _zip(members: dict, attrs: dict | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            info = zipfile.ZipInfo(name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            if attrs and name in attrs:
-                info.external_attr = attrs[name] << 16
-            zf.writestr(info, data)
-    return buffer.getvalue()
 
 
 def test_bundle_round_trip_loads_the_same_weights(run, tmp_path):

@@ -306,14 +306,20 @@ def _progress(trainer, quiet: bool):
     return bar
 
 
-def cmd_evaluate(a) -> dict:
+def _run_arg(path):
+    """The run a command names (`run_dir`), or a UsageError saying why it is not one."""
     from vae_tfp.runs import open_run
-    from vae_tfp.summary import evaluate_run
 
     try:
-        run = open_run(a.run_dir)
+        return open_run(path)
     except ValueError as err:
         raise UsageError(f"run_dir: {err}") from None
+
+
+def cmd_evaluate(a) -> dict:
+    from vae_tfp.summary import evaluate_run
+
+    run = _run_arg(a.run_dir)
     report = evaluate_run(run, k=a.k, n=a.n, data_dir=a.data_dir, images=not a.no_images)
     if not a.json:
         for key, value in report.items():
@@ -323,12 +329,8 @@ def cmd_evaluate(a) -> dict:
 
 def cmd_density(a) -> dict:
     from vae_tfp.density_report import density_report
-    from vae_tfp.runs import open_run
 
-    try:
-        run = open_run(a.run_dir)
-    except ValueError as err:
-        raise UsageError(f"run_dir: {err}") from None
+    run = _run_arg(a.run_dir)
     try:
         report = density_report(run, grid=a.grid, latent_grid=a.latent_grid, k=a.k, grid_k=a.grid_k, n=a.n,
                                 data_dir=a.data_dir, image=not a.no_image)
