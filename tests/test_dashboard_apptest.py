@@ -275,6 +275,21 @@ def test_two_sessions_training_at_once_do_not_share_models(runs, monkeypatch):
     assert fresh.session_state["job_id"] is None and "No model yet" in texts(fresh.main.info)
 
 
+def test_a_queued_training_says_so_and_starts_when_the_worker_is_free(runs, monkeypatch):
+    """One worker: a second session's Train waits in the queue, and its page says so (the sidebar, the Training
+    view); when the first training is stopped the queued one starts and completes."""
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "0")
+    monkeypatch.setenv("VAE_TFP_MAX_JOBS", "1")
+    a = train(app(), epochs=10_000)  # far longer than the test: it holds the one worker until stopped
+    b = train(app(), epochs=2)
+    assert "Waiting in the queue (position" in texts(b.sidebar.caption)
+    assert "Waiting in the queue: the curve appears" in texts(b.main.info)
+    a.sidebar.button(key="stop_button").click().run()
+    a, b = wait_until_finished(a), wait_until_finished(b)
+    assert "Last training: **stopped**" in texts(a.sidebar.caption)
+    assert "Last training: **completed**" in texts(b.sidebar.caption)
+
+
 def test_uploads_good_and_bad(runs, tmp_path):
     at = train(app(), epochs=1)
     from vae_tfp.runs import get_run

@@ -3,8 +3,10 @@ test, with the reconstruction term E_q[log p(x|z)] and the KL term as their own 
 as it happens: KL per latent dimension, active units and the mutual information I_q(x; z), per epoch.
 
 The job trains in a worker process; everything here comes from its run directory. While this session's job is
-queued or running, two fragments poll (`st.fragment(run_every=...)`): the progress line above the tabs (the job's
-status, `job.json`) and the curve here, which reads only the history records appended since its last poll. The
+queued, one fragment polls its queue position every few seconds and reruns the page when it starts (a busy server
+has many queued pages: each costs the page process little). While it runs, two fragments poll
+(`st.fragment(run_every=...)`): the progress line above the tabs (the job's status, `job.json`) and the curve here,
+which reads only the history records appended since its last poll. The
 progress line shows the furthest step either has seen (`reached_step`), so it is never behind the curve. Nothing
 waits on training; when the job ends the whole page reruns once to show the model.
 """
@@ -16,6 +18,7 @@ import streamlit as st
 from dashboard import figures, state
 
 POLL_SECONDS = 1.0
+QUEUED_POLL_SECONDS = 4.0  # a queued job changes only when it starts: its page polls less (many wait on a busy server)
 
 
 def _eta(seconds: float) -> str:
@@ -54,6 +57,9 @@ def progress() -> None:
     status = state.job_status()
     if status is None:
         return
+    if status.state == "queued":
+        _queued_progress(status.job_id)
+        return
     if status.active:
         _live_progress(status.job_id)
         return
@@ -64,6 +70,16 @@ def progress() -> None:
                 st.code(status.details, language="text")
     elif status.state == "diverged":
         st.error(status.message)
+
+
+@st.fragment(run_every=QUEUED_POLL_SECONDS)
+def _queued_progress(job_id: str) -> None:
+    """While the job waits in the queue: its position, polled slowly; the whole page reruns once it has started (or
+    was dropped), so the live progress and curve take over."""
+    status = state.backend().status(job_id)
+    if status.state != "queued":
+        st.rerun()
+    st.progress(0.0, text=progress_text(status))
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -77,6 +93,9 @@ def _live_progress(job_id: str) -> None:
 
 def render() -> None:
     status = state.job_status()
+    if status is not None and status.state == "queued" and st.session_state.get("follow_job"):
+        st.info("Waiting in the queue: the curve appears once the training has started.")
+        return
     if status is not None and status.active and st.session_state.get("follow_job"):
         _live_curve(status.job_id)
         return
@@ -110,9 +129,6 @@ def render() -> None:
 @st.fragment(run_every=POLL_SECONDS * 1.5)
 def _live_curve(job_id: str) -> None:
     status = state.backend().status(job_id)
-    if status.state == "queued":
-        st.info("Waiting in the queue: the curve appears once the training has started.")
-        return
     records = _live_records(status.run_dir) if status.run_dir else []
     if not records:
         st.info("The curve appears after the first logged steps.")
