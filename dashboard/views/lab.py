@@ -244,7 +244,9 @@ def _model_side(plane, token, ctx, lab, truth, log_scale: bool, zmax, memoise: b
 
     fig = state.figure(token, "lab_density", (ctx["extent"], ctx["grid"], log_scale, zmax), build) if memoise \
         else build()
-    figures.chart(fig, config=figures.plot_config("model-px"), key="lab_model_px")
+    live = bool(token) and token[0] == "live"  # a new element per live step: the picture and its caption agree
+    key = f"lab_model_px_{token[2]}" if live else "lab_model_px"
+    figures.chart(fig, config=figures.plot_config("model-px"), key=key)
     cols = st.columns(3)
     cols[0].metric("held-out mean log p(x), model", f"{plane.test_mean:.3f}",
                    help=f"Mean over the {len(plane.test_log_px)} test points, nats per point "
