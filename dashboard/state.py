@@ -226,9 +226,9 @@ def load_tensorflow() -> None:
     keep Streamlit from resetting Keras between reruns.
 
     The first time, the objects alive then (TensorFlow's ~500k module-level objects, which live as long as the
-    process) are moved out of the garbage collector's sight with `gc.freeze()`: Streamlit runs a full collection
-    after every script and fragment run (`runner.postScriptGC`), which otherwise takes ~0.2 s per rerun once
-    TensorFlow is loaded and holds up the rerun's messages."""
+    process) are moved out of the garbage collector's sight with `gc.freeze()`: every full collection (Python's
+    own, and Streamlit's after each script run where `runner.postScriptGC` is on) would otherwise walk them, ~0.2 s
+    each once TensorFlow is loaded, holding up the rerun's messages."""
     importlib.import_module("vae_tfp.evaluation")
     keep_keras_state()
     _freeze_once()

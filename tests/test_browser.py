@@ -255,7 +255,8 @@ def test_dashboard_in_chromium(tab, server):
     page.get_by_text("variational autoencoders, inspected").wait_for(timeout=120_000)
     page.get_by_test_id("stSidebar").get_by_text("Likelihood p(x|z)").wait_for()
     settle(page)
-    page.locator(".js-plotly-plot .hm image").first.wait_for()  # the data preview (the title paints before it)
+    # the data preview, drawn inside its folded expander (the title paints before it)
+    page.locator(".js-plotly-plot .hm image").first.wait_for(state="attached")
     shoot(page, "0-first-paint")
 
     pick(page, "Likelihood", "gaussian")
