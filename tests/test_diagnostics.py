@@ -48,6 +48,103 @@ def test_mutual_information_agrees_with_numpy_and_has_its_limits(rng):
     assert evaluation.mutual_information(GaussianEncoder(0.8), apart) == pytest.approx(np.log(40), abs=1e-3)
 
 
+def brute_force_mutual_information(means, scales):
+    """I_q(x; z) for a 1-D latent by quadrature, no sampling: (1/N) sum_n int q_n(z) [log q_n(z) - log q(z)] dz with
+    q_n = N(mu_n, s_n^2) and q(z) = (1/N) sum_m q_m(z), on a grid far wider than every q_n."""
+    grid = np.linspace(means.min() - 12 * scales.max(), means.max() + 12 * scales.max(), 40001)
+    log_qn = stats.norm.logpdf(grid[None], means[:, None], scales[:, None])  # [N, G]
+    log_q = logsumexp(log_qn, axis=0) - np.log(len(means))  # [G]
+    integrand = np.exp(log_qn) * (log_qn - log_q[None])  # [N, G]
+    return float(np.trapezoid(integrand, grid, axis=1).mean())
+
+
+class ConstructedModel:
+    """A stand-in model with a known encoder: q(z|x) = N(x A, diag s(x)^2), s(x) = 0.2 + 0.3 |x B|, p(z) = N(0, I);
+    its families say "diagonal Gaussian" as the registries' entries do."""
+
+    posterior_family = type("Family", (), {"diagonal": True})()
+    prior_family = type("Family", (), {"diagonal_gaussian": True})()
+
+    def __init__(self, A, B):
+        self.A, self.B = (tf.constant(m, tf.float32) for m in (A, B))
+
+    def moments(self, x):
+        x = np.asarray(x, np.float64)
+        A, B = self.A.numpy().astype(np.float64), self.B.numpy().astype(np.float64)
+        return x @ A, 0.2 + 0.3 * np.abs(x @ B)
+
+    def encode(self, x):
+        x = tf.cast(x, tf.float32)
+        return tfd.MultivariateNormalDiag(tf.matmul(x, self.A), 0.2 + 0.3 * tf.abs(tf.matmul(x, self.B)))
+
+    def prior_distribution(self):
+        return tfd.MultivariateNormalDiag(tf.zeros(self.A.shape[1]), tf.ones(self.A.shape[1]))
+
+
+def test_mutual_information_converges_to_the_integral_with_unequal_posteriors(rng):
+    """Posteriors of different widths (the estimator must weigh each q(z|x_m) by its own normaliser): with many
+    samples per example the Monte Carlo value approaches the quadrature of the definition."""
+    x = rng.normal(size=(30, 2))
+    model = ConstructedModel(np.array([[1.0], [0.5]]), np.array([[0.7], [-0.4]]))
+    mu, s = model.moments(x)
+    want = brute_force_mutual_information(mu[:, 0], s[:, 0])
+    assert 0.3 < want < np.log(30) - 0.3  # neither limit: the test tells a wrong weighting apart
+    assert evaluation.mutual_information(model, x, n_samples=4000, seed=3) == pytest.approx(want, abs=0.02)
+    assert evaluation.diagnostics(model, x, seed=3)["mutual_information"] == pytest.approx(want, abs=0.25)
+
+
+def test_pairwise_log_densities_of_a_diagonal_gaussian_match_scipy(rng):
+    z = rng.normal(size=(3, 5, 4)) * 3  # [S, N, latent]
+    loc, scale = rng.normal(size=(7, 4)), rng.uniform(0.05, 2.0, size=(7, 4))  # [M, latent]
+    got = evaluation._diagonal_log_prob_pairs(tf.constant(z), tf.constant(loc), tf.constant(scale)).numpy()
+    want = stats.norm.logpdf(z[:, :, None, :], loc[None, None], scale[None, None]).sum(-1)  # [S, N, M]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-8)
+
+
+def test_active_units_kl_and_mi_of_a_constructed_encoder(rng):
+    """Four latent dimensions whose posterior means vary across x by variances ~1, ~0.25, ~0.0025 and 0: two are
+    active (Cov_x(E_q[z_u]) > 0.01), the others are not; KL per dimension is the closed form of each q_j against
+    N(0, 1), and the compiled `diagnostics` agrees with the one-quantity functions."""
+    x = rng.normal(size=(400, 3))
+    A = np.array([[1.0, 0.0, 0.05, 0.0], [0.0, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    B = np.array([[0.1, 0.0, 0.0, 0.0], [0.0, 0.2, 0.0, 0.3], [0.0, 0.0, 0.1, 0.0]])
+    model = ConstructedModel(A, B)
+    mu, s = model.moments(x)
+    count, variances = evaluation.active_units(model, x)
+    np.testing.assert_allclose(variances, mu.var(0), rtol=1e-5, atol=1e-9)
+    assert count == 2 and list(np.flatnonzero(variances > 0.01)) == [0, 1]
+    want_kl = (0.5 * (mu**2 + s**2 - 1) - np.log(s)).mean(0)
+    np.testing.assert_allclose(evaluation.kl_per_dimension(model, x), want_kl, rtol=1e-4, atol=1e-6)
+    d = evaluation.diagnostics(model, x, seed=5)
+    assert d["active_units"] == 2 and d["n"] == 400
+    np.testing.assert_allclose(d["kl_per_dim"], want_kl, rtol=1e-4, atol=1e-6)
+    assert d["mutual_information"] == pytest.approx(evaluation.mutual_information(model, x, seed=5), abs=1e-6)
+
+
+def test_kl_per_dimension_under_a_mixture_prior_matches_quadrature(rng):
+    """A mixture prior does not factorize: KL(q(z_j|x) || p(z_j)) against each one-dimensional marginal mixture, by
+    Monte Carlo, agrees with a quadrature of the integral (scipy) for every dimension."""
+    from vae_tfp.model import build_vae
+
+    model = build_vae(RunConfig(latent_dim=2, hidden=(16,), prior="mixture", prior_components=3), (8, 8), None)
+    x = (rng.uniform(size=(40, 8, 8)) > 0.5).astype(np.float32)
+    q = model.encode(x)
+    mu, s = q.mean().numpy().astype(np.float64), q.stddev().numpy().astype(np.float64)  # [N, latent]
+    marg = model.prior.marginals()
+    locs = marg.components_distribution.loc.numpy()  # [latent, K]
+    scales = marg.components_distribution.scale.numpy()
+    weights = tf.nn.softmax(marg.mixture_distribution.logits).numpy()  # [latent, K]
+    want = np.zeros(2)
+    for j in range(2):
+        grid = np.linspace(-15, 15, 30001)
+        log_p = logsumexp(np.log(weights[j])[:, None] + stats.norm.logpdf(grid[None], locs[j][:, None],
+                                                                            scales[j][:, None]), axis=0)
+        log_q = stats.norm.logpdf(grid[None], mu[:, j:j + 1], s[:, j:j + 1])  # [N, G]
+        want[j] = np.trapezoid(np.exp(log_q) * (log_q - log_p[None]), grid, axis=1).mean()
+    np.testing.assert_allclose(evaluation.kl_per_dimension(model, x, n_samples=4000), want, atol=0.01)
+    np.testing.assert_allclose(evaluation.diagnostics(model, x)["kl_per_dim"], want, atol=0.05)
+
+
 def test_diagnostics_of_a_model_match_the_closed_forms(rng):
     from vae_tfp.model import build_vae
 

@@ -11,8 +11,9 @@
                           with many samples of z in bounded-memory chunks
     prior marginals       p(z_dims) of the diagonal-component priors: keep the chosen coordinates of each component
     active units          A_u = Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2015)
-    mutual information    I_q(x; z) = E_x[E_q(z|x) log q(z|x)] - E_x[E_q(z|x) log q(z)],  q(z) = (1/N) sum_n q(z|x_n)
-                          over N examples (He et al. 2019, "Lagging inference networks"): 0 <= I <= log N
+    mutual information    I_q(x; z) = E_x[E_q(z|x) log q(z|x)] - E_z[log q(z)],  q(z) = (1/N) sum_n q(z|x_n) the
+                          aggregate posterior over N examples, both terms by Monte Carlo on the same z_n ~ q(z|x_n)
+                          (He et al. 2019, "Lagging inference networks"): 0 <= I <= log N
 
 W is [latent, D] here (x = z W + b for row vectors), the layout of the linear decoder's Dense kernel.
 """
@@ -356,6 +357,9 @@ def kl_to_true_posterior(model, x1, log_px: float | None = None, size: int = 121
 
 
 # --- latent usage -----------------------------------------------------------------------------------------------
+KL_MC_SAMPLES = 64  # samples per example of the Monte Carlo KL per dimension (priors that are not diagonal Gaussians)
+
+
 def active_units(model, x, threshold: float = 0.01):
     """(number of active units, Cov_x(E_q[z_u]) per dimension [latent]); a unit is active above `threshold`."""
     means = np.concatenate([model.encode(x[i:i + 1024]).mean().numpy() for i in range(0, len(x), 1024)])
@@ -363,64 +367,109 @@ def active_units(model, x, threshold: float = 0.01):
     return int(np.sum(variances > threshold)), variances
 
 
-def kl_per_dimension(model, x, n_samples: int = 64) -> np.ndarray:
+def kl_per_dimension(model, x, n_samples: int = KL_MC_SAMPLES, seed: int = 0) -> np.ndarray:
     """Mean over x of KL(q(z_j|x) || p(z_j)) per latent dimension -> [latent].
 
     Exact (and summing to the KL) when q and p are both diagonal Gaussians; otherwise the KL between the
-    one-dimensional marginals, by Monte Carlo, which then need not sum to the joint KL.
+    one-dimensional marginals, by Monte Carlo with `n_samples` z_j per example, which then need not sum to the joint
+    KL.
     """
     x = np.asarray(x, np.float32)
-    rows = []
-    prior = model.prior_distribution()
-    factorizes = kl_factorizes(model)
-    for i in range(0, len(x), 1024):
-        q = model.encode(x[i:i + 1024])
-        exact = factorized_kl(q, prior, factorizes)
-        if exact is None:
-            exact = _marginal_kl_mc(model, q, n_samples)
-        rows.append(exact.numpy())
+    rows = [_kl_per_dim_tensor(model, model.encode(x[i:i + 1024]), n_samples, seed).numpy()
+            for i in range(0, len(x), 1024)]
     return np.concatenate(rows).mean(axis=0)
 
 
-def _marginal_kl_mc(model, q, n_samples):
-    """KL(q(z_j|x) || p(z_j)) ~= mean_s [log q(z_js|x) - log p(z_js)] per dimension -> [batch, latent]."""
+def _kl_per_dim_tensor(model, q, n_samples: int, seed) -> tf.Tensor:
+    """KL(q(z_j|x) || p(z_j)) per example and dimension -> [batch, latent]: closed form when it factorizes, else
+    ~= mean_s [log q(z_js|x) - log p(z_js)] over n_samples z_js ~ q(z_j|x) (stateless seed [seed, 18])."""
+    exact = factorized_kl(q, model.prior_distribution(), kl_factorizes(model))
+    if exact is not None:
+        return exact
     q_marg = tfd.Normal(q.mean(), q.stddev())  # batch [batch, latent]
-    z = q_marg.sample(n_samples, seed=0)  # [S, batch, latent]
+    z = q_marg.sample(int(n_samples), seed=_stateless_seed(seed, 18))  # [S, batch, latent]
     log_p = model.prior.marginals().log_prob(z)  # p(z_j) per dimension, batch [latent] -> [S, batch, latent]
     return tf.reduce_mean(q_marg.log_prob(z) - log_p, axis=0)
+
+
+def _stateless_seed(seed, salt: int) -> tf.Tensor:
+    return tf.stack([tf.cast(seed, tf.int32), tf.constant(salt, tf.int32)])
 
 
 def mutual_information(model, x, n_samples: int = 1, seed: int = 0) -> float:
     """I_q(x; z) in nats: the mutual information between x and z under the encoder's joint q(x, z) = p_data(x) q(z|x)
     on the N examples x [N, *event], as in He et al. 2019 (the lagging-encoder paper):
 
-        I = E_x[E_q(z|x) log q(z|x)] - E_x[E_q(z|x) log q(z)],   q(z) = (1/N) sum_m q(z|x_m)
+        I = E_x[E_q(z|x) log q(z|x)] - E_z[log q(z)],   q(z) = (1/N) sum_m q(z|x_m)  (the aggregate posterior)
 
-    Both expectations are Monte Carlo on the same `n_samples` z ~ q(z|x_n) per example, log q(z) a logsumexp over
-    all N posteriors ([samples, N, N] log densities: keep N to a few thousand). The paper's code takes the first term
-    as minus q's entropy in closed form; pairing both terms on the same z removes most of the sampling noise (their
-    difference is what varies), and makes the two limits exact: 0 when every x gets the same posterior (the code
-    carries nothing about x: posterior collapse), log N when the posteriors do not overlap. q(z) is estimated from
-    the same N examples, so compare values on the same N."""
+    How: `n_samples` z_sn ~ q(z|x_n) per example (stateless seed [seed, 17]); the first term is the mean of
+    log q(z_sn|x_n), the second the mean of log q(z_sn) = logsumexp_m log q(z_sn|x_m) - log N, a sum over all N
+    posteriors ([samples, N, N] log densities, in float64; for a diagonal Gaussian q as two matrix products, without
+    an [N, N, latent] intermediate). The z_sn are draws from q(z) itself (x_n ~ p_data, then z ~ q(z|x_n)), so this is
+    the paper's E_z[log q(z)]. Its code takes the first term as minus q's entropy in closed form; pairing both terms
+    on the same z removes most of the sampling noise (their difference is what varies), and makes the two limits
+    exact: 0 when every x gets the same posterior (the code carries nothing about x: posterior collapse), log N when
+    the posteriors do not overlap. q(z) is the aggregate over these N examples, which caps the estimate at log N: compare
+    values on the same N."""
     x = np.asarray(x, np.float32)
-    n = len(x)
-    if n < 1:
+    if len(x) < 1:
         raise ValueError("mutual_information needs at least one example")
-    q = model.encode(x)  # batch [N], event [latent]
-    z = q.sample(int(n_samples), seed=tf.constant([int(seed), 17]))  # [S, N, latent]
-    log_q_all = q.log_prob(z[:, :, None, :])  # z_sn against every q(.|x_m): [S, N, N]
-    log_qz = tf.reduce_logsumexp(tf.cast(log_q_all, tf.float64), axis=-1) - math.log(n)  # [S, N]
-    log_q_own = tf.cast(q.log_prob(z), tf.float64)  # log q(z_sn | x_n): [S, N]
-    return float(tf.reduce_mean(log_q_own - log_qz))
+    return float(_mutual_information_tensor(model.encode(x), n_samples, seed))
+
+
+def _mutual_information_tensor(q, n_samples: int, seed) -> tf.Tensor:
+    """I_q(x; z) as in `mutual_information`, from q(z|x_n) with batch [N] -> float64 scalar."""
+    z = q.sample(int(n_samples), seed=_stateless_seed(seed, 17))  # [S, N, latent]
+    if isinstance(q, tfd.MultivariateNormalDiag):
+        log_q_all = _diagonal_log_prob_pairs(z, q.mean(), q.stddev())  # [S, N, N]
+    else:
+        log_q_all = tf.cast(q.log_prob(z[:, :, None, :]), tf.float64)  # z_sn against every q(.|x_m): [S, N, N]
+    n = tf.cast(tf.shape(log_q_all)[-1], tf.float64)
+    log_qz = tf.reduce_logsumexp(log_q_all, axis=-1) - tf.math.log(n)  # log q(z_sn): [S, N]
+    log_q_own = tf.linalg.diag_part(log_q_all)  # log q(z_sn | x_n): [S, N]
+    return tf.reduce_mean(log_q_own - log_qz)
+
+
+def _diagonal_log_prob_pairs(z, loc, scale) -> tf.Tensor:
+    """log N(z_sn; mu_m, diag s_m^2) for every pair (n, m) -> [S, N, M] float64, with
+        sum_j (z_j - mu_j)^2 / s_j^2 = z^2 . (1 / s^2) - 2 z . (mu / s^2) + sum_j mu_j^2 / s_j^2
+    as matrix products. z [S, N, latent]; loc, scale [M, latent]."""
+    z, loc, scale = (tf.cast(t, tf.float64) for t in (z, loc, scale))
+    precision = 1.0 / tf.square(scale)  # [M, latent]
+    quadratic = (tf.einsum("snj,mj->snm", tf.square(z), precision) - 2.0 * tf.einsum("snj,mj->snm", z, loc * precision)
+                 + tf.reduce_sum(tf.square(loc) * precision, -1))  # [S, N, M]
+    log_norm = -tf.reduce_sum(tf.math.log(scale), -1) - 0.5 * tf.cast(tf.shape(loc)[-1], tf.float64) * math.log(
+        2 * math.pi)  # [M]
+    return log_norm - 0.5 * tf.maximum(quadratic, 0.0)
+
+
+def _compiled_diagnostics(model):
+    """A tf.function (x, seed) -> (E_q[z] [N, latent], mean KL per dimension [latent], I_q(x; z)) kept on the model:
+    one compiled call per record instead of a dozen eager ones."""
+    fn = getattr(model, "_eval_diagnostics", None)
+    if fn is None:
+        def terms(x, seed):
+            q = model.encode(x)  # batch [N], event [latent]
+            kl = tf.reduce_mean(_kl_per_dim_tensor(model, q, KL_MC_SAMPLES, seed), axis=0)  # [latent]
+            return q.mean(), kl, _mutual_information_tensor(q, 1, seed)
+
+        fn = tf.function(terms, reduce_retracing=True)
+        model._eval_diagnostics = fn
+    return fn
 
 
 def diagnostics(model, x, threshold: float = 0.01, seed: int = 0) -> dict:
-    """What posterior collapse looks like, on the examples x: KL(q(z_j|x) || p(z_j)) per latent dimension (nats, mean
-    over x), the active units (Cov_x(E_q[z_u]) > threshold) and the mutual information I_q(x; z) (nats)."""
+    """What posterior collapse looks like, on the examples x [N, *event] (one compiled call; N up to a few thousand):
+    KL(q(z_j|x) || p(z_j)) per latent dimension (nats, mean over x; see `kl_per_dimension`), the active units
+    (Cov_x(E_q[z_u]) > threshold, `active_units`) and the mutual information I_q(x; z) (nats, one z per example,
+    `mutual_information`), all with the stateless seeds `seed` gives."""
     x = np.asarray(x, np.float32)
-    units, _ = active_units(model, x, threshold)
-    return {"kl_per_dim": [float(v) for v in kl_per_dimension(model, x)], "active_units": units,
-            "mutual_information": mutual_information(model, x, seed=seed), "n": int(len(x))}
+    if len(x) < 2:
+        raise ValueError("diagnostics needs at least two examples")
+    means, kl, mi = _compiled_diagnostics(model)(tf.constant(x), tf.constant(int(seed), tf.int32))
+    variances = means.numpy().var(axis=0)
+    return {"kl_per_dim": [float(v) for v in kl.numpy()], "active_units": int(np.sum(variances > threshold)),
+            "mutual_information": float(mi), "n": int(len(x))}
 
 
 def prior_marginals(model, dims=None) -> tfd.Distribution:
