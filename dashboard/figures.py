@@ -156,8 +156,8 @@ def diagnostics_figure(d, title: str | None = None) -> go.Figure:
                         specs=[[{}, {"secondary_y": True}]])
     dims = np.arange(d.kl_per_dim.shape[1])
     fig.add_trace(go.Heatmap(x=d.epoch, y=dims, z=d.kl_per_dim.T, colorscale="Viridis", zmin=0,
-                             colorbar=dict(title=dict(text="KL, nats", side="top"), orientation="h", x=0.29,
-                                           xanchor="center", y=-0.42, len=0.5, thickness=10),
+                             colorbar=dict(title=dict(text="KL, nats", side="right"), orientation="h", x=0.29,
+                                           xanchor="center", y=-0.45, len=0.5, thickness=10),
                              hovertemplate="epoch %{x}, z_%{y}: KL %{z:.3f} nats<extra></extra>"), 1, 1)
     fig.add_trace(go.Scatter(x=d.epoch, y=d.active_units, name="active units", mode="lines+markers",
                              line=dict(color=RECON_C, shape="hv"),
@@ -169,9 +169,10 @@ def diagnostics_figure(d, title: str | None = None) -> go.Figure:
     fig.update_yaxes(title_text="latent dimension j", dtick=1 if len(dims) <= 16 else None, row=1, col=1)
     fig.update_yaxes(title_text="active units", rangemode="tozero", range=[0, len(dims) + 0.5], row=1, col=2,
                      secondary_y=False)
-    fig.update_yaxes(title_text=f"I_q(x; z) ({NATS})", rangemode="tozero", row=1, col=2, secondary_y=True)
-    fig.update_layout(height=380, title=title, legend=dict(orientation="h", x=0.6, y=-0.3),
-                      margin=dict(l=70, r=70, t=70 if title else 40, b=90))
+    fig.update_yaxes(title_text=f"I_q(x; z) ({NATS})", rangemode="tozero", tickformat=".1f", showgrid=False, row=1,
+                     col=2, secondary_y=True)
+    fig.update_layout(height=390, title=title, legend=dict(orientation="h", x=0.6, y=-0.3),
+                      margin=dict(l=70, r=70, t=70 if title else 40, b=100))
     return fig
 
 
@@ -388,7 +389,7 @@ def posterior_picture(pic) -> go.Figure:
                                  name="q(z|x) contours"))
         fig.update_xaxes(title="z1")
         fig.update_yaxes(title="z2", scaleanchor="x")
-        fig.update_layout(title="True p(z|x) (grey) and the encoder's q(z|x) (red)")
+        fig.update_layout(title="True p(z|x) (grey), q(z|x) (red)")
     else:
         fig.add_trace(go.Scatter(x=pic.axes[0], y=np.exp(pic.log_true), name="p(z|x) (true)",
                                  line=dict(color=TRUE_C)))

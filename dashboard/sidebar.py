@@ -416,6 +416,7 @@ def render() -> RunConfig | None:
     problems = []
     with st.sidebar:
         _presets()
+        controls = st.container()  # Train and Stop, drawn once the config below is known: above the fold on a laptop
         st.header("Setup")
         infos = {d["name"]: d for d in datasets()}
         if ss[_key("dataset")] not in available_datasets():
@@ -449,7 +450,8 @@ def render() -> RunConfig | None:
             if size:
                 st.error(size)
                 problems.append(size)
-        _controls(config, problems)
+        with controls:
+            _controls(config, problems)
         _saved_runs()
         _link_note(config)
     write_link(config)
@@ -470,12 +472,16 @@ def _link_note(config) -> None:
 
 
 def _controls(config, problems) -> None:
+    """Train and Stop, and how the last training went; a problem with the setup below is named here too, so a greyed
+    Train says why."""
     status = state.job_status()
     running = status is not None and status.active
     c1, c2 = st.columns(2)
     c1.button("Train", type="primary", width="stretch", disabled=running or bool(problems) or config is None,
               on_click=_train, key="train_button")
     c2.button("Stop", width="stretch", disabled=not running, on_click=_stop, key="stop_button")
+    if problems and not running:
+        st.caption("Train is off until the setup below is fixed (its message is in red).")
     if status is None:
         return
     if status.state == "queued":

@@ -76,6 +76,14 @@ def test_the_linear_gaussian_suggestion_learns_the_known_truth():
     x = trainer.data.x_test
     true = multivariate_normal(b, W.T @ W + sigma**2 * np.eye(2)).logpdf(x).mean()
     assert float(np.mean(evaluation.exact_log_px(trainer.model, x))) == pytest.approx(true, abs=0.05)
+    # the What is p(x)? view's numbers: the truth beside the model, for the point shown and over the test points
+    from vae_tfp.explain.what_is_px import data_truth
+
+    truth = data_truth(trainer.model, "linear_gaussian_2d", x[3], x)
+    assert truth.test_mean == pytest.approx(true, rel=1e-9) and abs(truth.test_gap) < 0.05
+    assert truth.log_px == pytest.approx(multivariate_normal(b, W.T @ W + sigma**2 * np.eye(2)).logpdf(x[3]))
+    assert data_truth(trainer.model, "digits", x[3], x) is None  # no known truth
+    assert data_truth(trainer.model, "linear_gaussian", x[3], x) is None  # 10-D truth, 2-D points: not its data
 
 
 def test_a_lesson_fills_the_sidebar_and_opens_its_view(tmp_path, monkeypatch):
@@ -91,3 +99,41 @@ def test_a_lesson_fills_the_sidebar_and_opens_its_view(tmp_path, monkeypatch):
     assert at.session_state["view"] == "Training"
     assert "Posterior collapse with β = 4" in texts(at.sidebar.info)
     assert at.query_params["beta"] == "4.0" and at.query_params["latent_dim"] == "8"
+
+
+@pytest.mark.slow
+def test_the_collapse_lesson_collapses_while_it_trains(tmp_path):
+    """What the lesson says happens does: the history's diagnostics start with most of the 8 dimensions active and
+    I_q(x; z) well above 0, and end, once β has reached 4, with none active, every KL per dimension near 0 and
+    I_q(x; z) near 0; the same digits with β = 1 keep most dimensions active."""
+    from vae_tfp.explain.curves import diagnostics
+    from vae_tfp.training import RunRecorder, Trainer
+
+    def history(config, name):
+        recorder = RunRecorder(tmp_path / name, snapshots=False)
+        assert Trainer(config, callbacks=[recorder]).train().status == "completed"
+        return diagnostics(recorder.run.history())
+
+    config = presets.preset_config("collapse")
+    d = history(config, "collapse")
+    early = int(np.argmax(d.epoch >= 20))
+    assert d.active_units[early] >= 6 and d.mutual_information[early] > 2.0
+    assert d.active_units[-1] == 0 and np.max(d.kl_per_dim[-1]) < 0.01 and abs(d.mutual_information[-1]) < 0.05
+    used = history(config.replace(beta=1.0, warmup_epochs=0.0), "beta1")
+    assert used.active_units[-1] >= 5 and used.mutual_information[-1] > 2.0
+
+
+def test_the_linear_gaussian_lesson_shows_the_truth(tmp_path, monkeypatch):
+    """The lesson opens What is p(x)?, and after training that view names the data's true density beside the
+    model's exact log p(x)."""
+    from test_dashboard_apptest import app, texts
+
+    monkeypatch.setenv("VAE_TFP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "1")
+    at = app()
+    at.sidebar.selectbox(key="preset").select("linear_gaussian").run()
+    at.sidebar.number_input(key="w_epochs").set_value(5)
+    at = at.sidebar.button(key="train_button").click().run()
+    assert not at.exception and at.session_state["view"] == "What is p(x)?"
+    info = texts(at.info)
+    assert "The data's truth" in info and "log p_true(x)" in info and "KL(p_true || p_model)" in info

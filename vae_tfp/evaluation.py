@@ -409,8 +409,8 @@ def mutual_information(model, x, n_samples: int = 1, seed: int = 0) -> float:
     the paper's E_z[log q(z)]. Its code takes the first term as minus q's entropy in closed form; pairing both terms
     on the same z removes most of the sampling noise (their difference is what varies), and makes the two limits
     exact: 0 when every x gets the same posterior (the code carries nothing about x: posterior collapse), log N when
-    the posteriors do not overlap. q(z) is the aggregate over these N examples, which caps the estimate at log N: compare
-    values on the same N."""
+    the posteriors do not overlap. q(z) is the aggregate over these N examples, which caps the estimate at log N:
+    compare values on the same N."""
     x = np.asarray(x, np.float32)
     if len(x) < 1:
         raise ValueError("mutual_information needs at least one example")

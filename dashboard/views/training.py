@@ -113,12 +113,12 @@ def render() -> None:
     metrics = act.run.metrics() if act.run is not None else {}
     test = metrics.get("test") or {}
     if test:
-        cols = st.columns(5)
-        cols[0].metric("status", metrics.get("status", "?"))
-        cols[1].metric("test ELBO (nats)", f"{test.get('elbo', float('nan')):.2f}")
-        cols[2].metric("test E_q[log p(x|z)]", f"{test.get('reconstruction', float('nan')):.2f}")
-        cols[3].metric("test KL(q||p)", f"{test.get('kl', float('nan')):.2f}")
-        cols[4].metric("images / s", f"{metrics.get('images_per_second', 0):,.0f}")
+        cols = st.columns(4)
+        cols[0].metric("test ELBO (nats)", f"{test.get('elbo', float('nan')):.2f}")
+        cols[1].metric("test E_q[log p(x|z)]", f"{test.get('reconstruction', float('nan')):.2f}")
+        cols[2].metric("test KL(q||p)", f"{test.get('kl', float('nan')):.2f}")
+        cols[3].metric("images / s", f"{metrics.get('images_per_second', 0):,.0f}")
+        st.caption(f"Status: **{metrics.get('status', '?')}** after {metrics.get('steps', '?')} steps.")
     if records:
         st.download_button("Download the history (JSON lines)", "".join(_jsonl(r) for r in records),
                            file_name=f"{act.run.name}-history.jsonl", mime="application/json", key="dl_history")

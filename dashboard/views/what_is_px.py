@@ -42,13 +42,14 @@ def render() -> None:
         cols[1].metric(f"IWAE (k={w.ks[-1]})", f"{w.iwae[-1]:.3f}", help="The tightest importance-weighted bound.")
         if w.log_px is not None:
             cols[2].metric(f"log p(x) ({w.method})", f"{w.log_px:.3f}")
-            cols[3].metric("gap log p(x) − ELBO", f"{w.gap:.3f}", help="= KL(q(z|x) || p(z|x)), nats")
+            cols[3].metric("gap = log p(x) − ELBO", f"{w.gap:.3f}", help="= KL(q(z|x) || p(z|x)), nats")
         else:
             cols[2].metric("log p(x)", "not computable",
                            help="Neither linear-Gaussian nor a latent of dimension <= 2: only bounds exist.")
             cols[3].metric(f"IWAE_{w.ks[-1]} − ELBO", f"{w.iwae[-1] - w.elbo:.3f}",
                            help="A lower bound on KL(q(z|x) || p(z|x))")
         st.markdown(_story(w))
+        _truth(act, i, x_test, w)
     left, right = st.columns(2)
     with left:
         figures.chart(figures.bound_curve(w), config=figures.plot_config(f"bounds-image-{i}"), key="px_bounds")
@@ -70,6 +71,24 @@ def render() -> None:
                "gap": w.gap, "kl_true_posterior": w.kl_true_posterior}
     st.download_button("Download these numbers (JSON)", json.dumps(numbers, indent=2), file_name=f"what-is-px-{i}.json",
                        mime="application/json", key="dl_px")
+
+
+def _truth(act, i: int, x_test, w) -> None:
+    """The data's own density beside the model's, where it is known (the synthetic point sets)."""
+    dataset = act.info.get("dataset", "")
+    truth = state.memo(act.token, "data_truth", (i,),
+                       lambda: state.explain("what_is_px").data_truth(act.model, dataset, x_test[i], x_test))
+    if truth is None:
+        return
+    text = (f"**The data's truth** ({truth.method}): this point has log p_true(x) = {truth.log_px:.3f} nats"
+            + (f", the model's log p(x) = {w.log_px:.3f}" if w.log_px is not None else "")
+            + f". Over the {len(x_test)} test points the mean log p_true(x) is {truth.test_mean:.3f} nats")
+    if truth.model_test_mean is not None:
+        text += (f" and the model's exact mean log p(x) is {truth.model_test_mean:.3f}: the difference "
+                 f"{truth.test_gap:.3f} nats estimates KL(p_true || p_model), 0 when the model has found the truth.")
+    else:
+        text += "." + (" The Density lab puts the model's held-out log p(x) beside it." if x_test.shape[1] == 2 else "")
+    st.info(text)
 
 
 def _story(w) -> str:

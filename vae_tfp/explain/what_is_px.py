@@ -1,7 +1,9 @@
 """The "What is p(x)?" view for ONE image x: the ELBO and its terms, IWAE_k as k grows towards log p(x), log p(x)
 itself where it can be had (exact for a linear-Gaussian model, by quadrature for latent <= 2), the gap
 log p(x) - ELBO = KL(q(z|x) || p(z|x)) beside that KL computed on its own, and for latent <= 2 the true posterior
-p(z|x) and q(z|x) on one grid; plus the table of which density can be computed or sampled."""
+p(z|x) and q(z|x) on one grid; plus the table of which density can be computed or sampled. Where the data's own
+density is known (the synthetic point sets, `vae_tfp.datasets.truth`), `data_truth` puts it beside the model's:
+log p_true(x) of the point shown and the held-out means under the truth and (linear-Gaussian models) the model."""
 
 from dataclasses import dataclass
 
@@ -66,6 +68,37 @@ def what_is_px(model, x1, ks=DEFAULT_KS, grid: int = 121, elbo_samples: int | No
         picture = evaluation.posteriors_on_grid(model, x1, lo, hi, grid, log_px)
     return WhatIsPx(float(terms.elbo[0]), float(terms.reconstruction[0]), float(terms.kl[0]), ks, iwae[:, 0],
                     log_px, method, kl_true, picture, iwae_sem[:, 0], groups)
+
+
+@dataclass
+class DataTruth:
+    dataset: str
+    method: str  # how the truth is computed, in words
+    log_px: float  # log p_true(x) of the point shown (nats)
+    test_mean: float  # mean log p_true(x) over the test points
+    model_test_mean: float | None  # mean exact log p(x) of the model over the same points (linear-Gaussian), else None
+
+    @property
+    def test_gap(self) -> float | None:
+        """mean_x [log p_true(x) - log p_model(x)] over test points x ~ p_true: estimates KL(p_true || p_model)."""
+        return None if self.model_test_mean is None else self.test_mean - self.model_test_mean
+
+
+def data_truth(model, dataset: str, x1, x_test) -> DataTruth | None:
+    """The data's true density at the point x1 [D] and over x_test [n, D], beside the model's exact held-out
+    log p(x) where the model is linear-Gaussian; None where the truth is not known (images, user data) or the data
+    is not the registered set's points."""
+    from vae_tfp.datasets.truth import true_density
+
+    truth = true_density(dataset)
+    x_test = np.asarray(x_test, np.float64)
+    if truth is None or x_test.ndim != 2 or x_test.shape[1] != truth.dim:
+        return None
+    log_true = truth.log_prob(x_test)  # [n]
+    model_mean = (float(np.mean(evaluation.exact_log_px(model, x_test.astype(np.float32))))
+                  if evaluation.is_linear_gaussian(model) else None)
+    return DataTruth(truth.dataset, truth.method, float(truth.log_prob(np.asarray(x1, np.float64)[None])[0]),
+                     float(np.mean(log_true)), model_mean)
 
 
 def log_px_definitions() -> list[tuple[str, str, str, str]]:
