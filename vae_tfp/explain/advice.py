@@ -2,8 +2,9 @@
 likelihood and the command line can print. No TensorFlow.
 
     fit_report(dataset, likelihood, binarization) -> FitReport(level, message, note)
-    training_warnings(config, sigma, train_elbos, dims) -> [sentences]   a training that "completed" into numbers
-                                                                          that mean nothing
+    training_warnings(config, sigma, train_elbos, dims, baseline) -> [sentences]   a training that "completed" into
+                                                                          numbers that mean nothing
+    uniform_baseline(representation, dims, levels) -> nats or None        the ELBO of a model that ignores z
 
 level is "" (fits as it is), "info" (fits after a conversion worth knowing) or "error" (does not fit: the likelihood
 cannot model this data); message says why and what to pick instead; note is `prepare`'s own account of what is done
@@ -63,12 +64,28 @@ MIN_SIGMA = 5e-3  # a learned Gaussian sigma below this (its floor is likelihood
 BLOWN_UP_PER_DIM = 1e4  # a train ELBO below -1e4 nats per data dimension: the optimisation blew up
 
 
-def training_warnings(config, sigma, train_elbos, dims: int) -> list[str]:
+def uniform_baseline(representation: str, dims: int, levels: int | None = None) -> float | None:
+    """The ELBO (nats per example) of a model that ignores z and gives every value the same probability, with
+    q(z|x) = p(z) (KL = 0): -D log 2 for D binary values, -D log K for K levels, 0 for intensities in [0, 1] (the
+    uniform density, a continuous Bernoulli with parameter 1/2); None for real values (no uniform distribution over
+    the real line). Any training worth the name ends above it."""
+    if representation == "binary":
+        return -dims * float(np.log(2))
+    if representation == "levels" and levels is not None and int(levels) >= 2:
+        return -dims * float(np.log(int(levels)))
+    if representation == "unit":
+        return 0.0
+    return None
+
+
+def training_warnings(config, sigma, train_elbos, dims: int, baseline: float | None = None) -> list[str]:
     """Sentences for a training whose numbers mean nothing though it ran to the end: a learned Gaussian sigma that
     collapsed towards 0 (the likelihood is unbounded: on (near-)constant data log p(x|z) -> +inf, so the ELBO climbs
-    without limit), or a train ELBO that blew up (far below any sensible value, or ending far below where it
-    started: usually a learning rate too large). `sigma`: the learned sigma's values (None when fixed or absent);
-    `train_elbos`: the history's train ELBOs in order; `dims`: values per example."""
+    without limit), or a train ELBO that blew up: not finite, or far below any sensible value (below -1e4 nats per
+    value; far below `baseline`, the ELBO of a model that ignores z: `uniform_baseline`), or ending far below the
+    best it reached (usually a learning rate too large). `sigma`: the learned sigma's values (None when fixed or
+    absent); `train_elbos`: the history's train ELBOs in order; `dims`: values per example. "Far below" a reference
+    r: more than |r| / 2 + dims nats under it (a fresh model's KL and a short training's noise stay well inside)."""
     out = []
     if sigma is not None:
         smallest = float(np.min(sigma))
@@ -79,15 +96,25 @@ def training_warnings(config, sigma, train_elbos, dims: int) -> list[str]:
                        "so this ELBO and any log p(x) from it mean nothing. Fix sigma (sigma is: fixed), or add "
                        "noise to constant data.")
     elbos = [float(e) for e in train_elbos if e is not None]
-    if elbos:
-        last = elbos[-1]
-        if not np.isfinite(last) or last < -BLOWN_UP_PER_DIM * max(1, int(dims)):
-            out.append(f"Training blew up: the final train ELBO is {last:.4g} nats ({last / max(1, dims):.3g} per "
-                       f"value). With a learning rate of {config.lr:g} the steps are probably far too large; try "
-                       "1e-3.")
-        elif len(elbos) > 2 and last < elbos[0] - 0.5 * (abs(elbos[0]) + dims):
-            out.append(f"The train ELBO got much worse during training ({elbos[0]:.4g} at the start, {last:.4g} at "
-                       f"the end): the optimisation went astray (learning rate {config.lr:g}?).")
+    if not elbos:
+        return out
+    dims = max(1, int(dims))
+    last, best = elbos[-1], max((e for e in elbos if np.isfinite(e)), default=float("nan"))
+
+    def far_below(reference: float) -> bool:
+        return last < reference - (0.5 * abs(reference) + dims)
+
+    if not np.isfinite(last) or last < -BLOWN_UP_PER_DIM * dims:
+        out.append(f"Training blew up: the final train ELBO is {last:.4g} nats ({last / dims:.3g} per value). With a "
+                   f"learning rate of {config.lr:g} the steps are probably far too large; try 1e-3.")
+    elif baseline is not None and far_below(baseline):
+        out.append(f"Training went wrong: the final train ELBO is {last:.4g} nats, far below {baseline:.4g}, what a "
+                   "model that ignores z and gives every value the same probability reaches. The numbers of this "
+                   f"run mean nothing; with a learning rate of {config.lr:g} the steps are probably too large "
+                   "(try 1e-3).")
+    elif len(elbos) > 2 and far_below(best):
+        out.append(f"The train ELBO got much worse during training ({best:.4g} at its best, {last:.4g} at the end): "
+                   f"the optimisation went astray (learning rate {config.lr:g}?).")
     return out
 
 
@@ -98,6 +125,9 @@ def learned_sigma(model):
 
 
 def run_warnings(model, config, records, event_shape) -> list[str]:
-    """`training_warnings` for a trained model and its history records."""
+    """`training_warnings` for a trained model and its history records, against the uniform baseline of the data
+    representation its likelihood models."""
     elbos = [r.get("elbo") for r in records if r.get("kind") == "train"]
-    return training_warnings(config, learned_sigma(model), elbos, int(np.prod(event_shape)))
+    dims = int(np.prod(event_shape))
+    baseline = uniform_baseline(model.likelihood_family.representation, dims, model.likelihood_head.levels)
+    return training_warnings(config, learned_sigma(model), elbos, dims, baseline)
