@@ -247,7 +247,7 @@ def reconstruction_points(rec, n_links: int = 40) -> go.Figure:
 
 def grid_on_points(data, grid) -> go.Figure:
     """Point data: decodes of a 2-D latent grid [G, G, D] drawn as the mesh the decoder maps the plane to."""
-    fig = points_figure(data, title="The decoder's image of the latent plane: E[x|z] over a grid of z")
+    fig = points_figure(data, title="Where the decoder sends the latent plane: E[x|z] over a grid of z")
     g = grid.means
     for i in range(g.shape[0]):
         fig.add_trace(go.Scatter(x=g[i, :, 0], y=g[i, :, 1], mode="lines", line=dict(color="#1f77b4", width=1),
@@ -269,7 +269,7 @@ def path_on_points(data, path, name: str) -> go.Figure:
 
 
 # --- latent space ---------------------------------------------------------------------------------------------------
-def latent_scatter(ls, which: str = "means", label_names=None) -> go.Figure:
+def latent_scatter(ls, which: str = "means", label_names=None, noun: str = "image") -> go.Figure:
     """Posterior means or samples of one or two latent dims, coloured by label, over the prior's density."""
     pts = ls.means if which == "means" else ls.samples
     what = "E_q[z|x]" if which == "means" else "z ~ q(z|x)"
@@ -297,7 +297,7 @@ def latent_scatter(ls, which: str = "means", label_names=None) -> go.Figure:
     z = [f"z{d + 1}" for d in ls.dims]
     fig.update_xaxes(title=z[0])
     fig.update_yaxes(title=z[1] if len(z) == 2 else "label (spread)", scaleanchor="x" if len(z) == 2 else None)
-    fig.update_layout(height=560, title=f"{what} of test images over the prior p(z) ({', '.join(z)})",
+    fig.update_layout(height=560, title=f"{what} of test {noun}s over the prior p(z) ({', '.join(z)})",
                       legend=dict(title="label"), margin=dict(l=60, r=20, t=50, b=40))
     return fig
 

@@ -102,6 +102,18 @@ def preview() -> None:
     _preview(st.session_state.get("w_dataset", "digits"))
 
 
+def _data_words(name: str) -> str:
+    """"The data", or, while the views show a run of other data, words that say this is the next training's."""
+    run = state.shown_run()
+    try:
+        shown = run.data_info().get("dataset") if run is not None else None
+    except (OSError, ValueError):
+        shown = None
+    if shown is None or shown == name:
+        return "The data"
+    return f"The next training's data (the run on screen has {shown})"
+
+
 def _preview(name: str) -> None:
     expanded = False  # one click away: the explanation above is what a first visit reads first
     try:
@@ -109,7 +121,7 @@ def _preview(name: str) -> None:
     except Exception as err:  # noqa: BLE001 - a data set that cannot load says why
         st.error(f"Data set {name!r} cannot be loaded: {err}")
         return
-    with st.expander(f"The data: {name} · {len(ds.x_train)} train / {len(ds.x_test)} test · "
+    with st.expander(f"{_data_words(name)}: {name} · {len(ds.x_train)} train / {len(ds.x_test)} test · "
                      f"example shape {list(ds.event_shape)}", expanded=expanded):
         st.caption(ds.description)
         if ds.kind == "image":

@@ -14,7 +14,7 @@ def test_the_progress_line_shows_what_the_run_has_reached():
     assert reached_step(status, records) == 160
     text = progress_text(status, records)
     assert "step 160 / 240" in text and "step 11 " not in text
-    assert "1,234 images/s" in text and "train ELBO -40.50 nats" in text
+    assert "1,234 examples/s" in text and "train ELBO -40.50 nats" in text
     ahead = JobStatus("j", "running", step=170, total_steps=240)  # the status ahead of the history: the status
     assert "step 170 / 240" in progress_text(ahead, records)
 

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, state
+from dashboard.views.reconstructions import noun
 
 N_DECODES = 16
 N_DECODE_POINTS = 500
@@ -53,7 +54,7 @@ def render() -> None:
                    "encoder's q(z|x) for test images — what the model reconstructs. Where the prior puts mass that "
                    "no q(z|x) covers, the left side looks worse than the right.")
 
-    st.subheader("Where q(z|x) puts the test images in the latent space")
+    st.subheader(f"Where q(z|x) puts the test {noun(act)}s in the latent space")
     c1, c2 = st.columns(2) if latent > 2 else (None, st.container())
     dims = (0, 1) if latent >= 2 else (0,)
     if latent > 2:
@@ -70,7 +71,8 @@ def render() -> None:
     scatter = state.memo(token, "latent_scatter", (dims, n), lambda: explain.latent_scatter(
         model, x_test[:n], None if y_test is None else y_test[:n], dims=dims))
     figures.chart(state.figure(token, "pp_scatter", (dims, n, which),
-                               lambda: figures.latent_scatter(scatter, which, act.info.get("label_names"))),
+                               lambda: figures.latent_scatter(scatter, which, act.info.get("label_names"),
+                                                                            noun(act))),
                   config=figures.plot_config("latent-scatter"), key="pp_scatter")
 
     st.subheader("Aggregate posterior q(z) = mean over x of q(z|x), per dimension, against p(z)")

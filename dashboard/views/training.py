@@ -1,4 +1,4 @@
-"""View 1, Training: live progress (queue position, then step, epoch, images/s, ETA) and the ELBO curve, train and
+"""View 1, Training: live progress (queue position, then step, epoch, examples/s, ETA) and the ELBO curve, train and
 test, with the reconstruction term E_q[log p(x|z)] and the KL term as their own lines; below them, posterior collapse
 as it happens: KL per latent dimension, active units and the mutual information I_q(x; z), per epoch.
 
@@ -46,7 +46,7 @@ def progress_text(status, records=()) -> str:
     if status.state == "starting":
         return f"**starting** · resuming from step {step} of {status.total_steps}…"
     text = (f"**{status.state}** · step {step} / {status.total_steps} · epoch {status.epoch} / {status.epochs} · "
-            f"{status.images_per_second:,.0f} images/s · ETA {_eta(status.eta_seconds)}")
+            f"{status.images_per_second:,.0f} examples/s · ETA {_eta(status.eta_seconds)}")
     if status.metrics.get("elbo") is not None:
         text += f" · train ELBO {status.metrics['elbo']:.2f} nats"
     return text
@@ -117,7 +117,7 @@ def render() -> None:
         cols[0].metric("test ELBO (nats)", f"{test.get('elbo', float('nan')):.2f}")
         cols[1].metric("test E_q[log p(x|z)]", f"{test.get('reconstruction', float('nan')):.2f}")
         cols[2].metric("test KL(q||p)", f"{test.get('kl', float('nan')):.2f}")
-        cols[3].metric("images / s", f"{metrics.get('images_per_second', 0):,.0f}")
+        cols[3].metric("examples / s", f"{metrics.get('images_per_second', 0):,.0f}")
         st.caption(f"Status: **{metrics.get('status', '?')}** after {metrics.get('steps', '?')} steps.")
     if records:
         st.download_button("Download the history (JSON lines)", "".join(_jsonl(r) for r in records),
