@@ -36,7 +36,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("first_run", "A first VAE on digits (about 15 s)",
+    Preset("first_run", "A first VAE on digits (about 10 s)",
            "Train, then open **Reconstructions** and **Prior vs posterior**: decodes of test digits through q(z|x) "
            "and new digits decoded from z ~ p(z). The 2-D latent space is drawn in **Latent space**.",
            "Reconstructions", {"dataset": "digits"}),
@@ -51,7 +51,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            "8 to 0 and I_q(x; z) to 0 (the code stops carrying anything about x). Then **Reconstructions**: every "
            "digit decodes to the same blur. Set β = 1 and train again: **Compare runs** shows both. Free bits "
            "(Objective) keep a floor under each dimension's KL.",
-           "Training", {"dataset": "digits", "latent_dim": 8, "beta": 4.0, "warmup_epochs": 300.0}),
+           "Training", {"dataset": "digits", "latent_dim": 8, "beta": 4.0, "warmup_epochs": 300.0, "epochs": 500}),
     Preset("linear_gaussian", "Linear-Gaussian: the exact p(x)",
            "x = W z + b + σ ε with z ~ N(0, I): p(x) = N(b, WᵀW + σ²I) is known in closed form, for the data and for "
            "the model. **What is p(x)?** puts the exact log p(x) beside its estimates; the lab draws both densities.",

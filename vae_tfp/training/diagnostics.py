@@ -10,7 +10,7 @@ Cost: one compiled call per record (`evaluation.diagnostics`: one pass of the en
 log densities as matrix products; N = 500, latent 2: about 2 ms on a 2-core machine, plus about a second to trace it
 once per model). A run records them at most `RECORDS_PER_RUN` times, at evenly spaced epochs (every
 ceil(epochs / RECORDS_PER_RUN) epochs, and the last one), so a short epoch (digits: 12 steps, ~30 ms) does not spend
-more on diagnostics than on training (digits' default 500 epochs: a record every 5 epochs, ~1.5 s of ~15 s); a
+more on diagnostics than on training (digits' default 300 epochs: a record every 3 epochs, ~1 s of ~10 s); a
 train() call that ends between two of them (stopped, max_steps) records one more.
 """
 
