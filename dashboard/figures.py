@@ -169,7 +169,9 @@ def diagnostics_figure(d, title: str | None = None) -> go.Figure:
     fig.update_yaxes(title_text="latent dimension j", dtick=1 if len(dims) <= 16 else None, row=1, col=1)
     fig.update_yaxes(title_text="active units", rangemode="tozero", range=[0, len(dims) + 0.5], row=1, col=2,
                      secondary_y=False)
-    fig.update_yaxes(title_text=f"I_q(x; z) ({NATS})", rangemode="tozero", tickformat=".1f", showgrid=False, row=1,
+    top = math.log(d.n) if d.n > 1 else float(np.max(d.mutual_information, initial=1.0))  # I_q(x; z) <= log N
+    fig.update_yaxes(title_text=f"I_q(x; z) ({NATS})", range=[min(0.0, float(np.min(d.mutual_information))),
+                                                             1.02 * top], tickformat=".1f", showgrid=False, row=1,
                      col=2, secondary_y=True)
     fig.update_layout(height=390, title=title, legend=dict(orientation="h", x=0.6, y=-0.3),
                       margin=dict(l=70, r=70, t=70 if title else 40, b=100))

@@ -175,12 +175,19 @@ def _diagnostics(d, live: bool = False) -> None:
     last = d.last()
     st.caption(f"On the first {d.n} test examples, at epoch {last['epoch']}: {last['active_units']} of "
                f"{len(last['kl_per_dim'])} latent dimensions active (Cov_x(E_q[z_j]) > 0.01), "
-               f"I_q(x; z) = {last['mutual_information']:.2f} nats (at most log {d.n} = {math.log(d.n):.2f}). "
+               f"I_q(x; z) = {_mi_words(last['mutual_information'])} (at most log {d.n} = {math.log(d.n):.2f}). "
                "A dimension whose KL stays near 0 carries nothing about x: q(z_j|x) = p(z_j) for every x, and the "
                "decoder learns to ignore it. The mutual information I_q(x; z) = E_x E_q[log q(z|x) − log q(z)] "
                "(q(z) the average posterior over these examples, Monte Carlo as in He et al. 2019) says how much "
                "the code tells about x in all; it falls to 0 when the posterior collapses. Raise β or remove free "
                "bits in the sidebar and watch it happen.")
+
+
+def _mi_words(mi: float) -> str:
+    """I_q(x; z) >= 0, but its Monte Carlo estimate can dip just below 0 when the posterior has collapsed."""
+    if mi < 0:
+        return f"{mi:.2f} nats, i.e. 0 (a Monte Carlo estimate scatters around the true value 0)"
+    return f"{mi:.2f} nats"
 
 
 def _jsonl(record) -> str:
