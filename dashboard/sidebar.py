@@ -31,11 +31,11 @@ from vae_tfp.config import RunConfig
 from vae_tfp.datasets.registry import DATASETS
 from vae_tfp.datasets.uploads import is_upload
 from vae_tfp.datasets.user import megabytes
-from vae_tfp.presets import PRESETS, preset_config, suggested
+from vae_tfp.presets import LESSON_KEY, PRESETS, lesson_words, preset_config, suggested
 
 NO_PRESET = "—"
 VIEW_KEY, IMAGE_KEY, RUN_KEY = "view", "img", "run"  # query parameters owned by the views / the run picker
-NOT_CONFIG = (VIEW_KEY, IMAGE_KEY, RUN_KEY, state.SPACE_KEY, state.PUBLISHED_KEY)
+NOT_CONFIG = (VIEW_KEY, IMAGE_KEY, RUN_KEY, LESSON_KEY, state.SPACE_KEY, state.PUBLISHED_KEY)
 WIDGET_FIELDS = tuple(C.SETTINGS)  # every setting has a widget
 SUBHEADED = ("Objective", "Optimisation")  # groups under their own subheader; Data and Model sit under "Setup"
 
@@ -156,6 +156,11 @@ def read_link(view_labels) -> None:
     view = params.get(VIEW_KEY)
     if view is not None and view not in view_labels:
         warnings.append(f"Link parameter view={view!r} is not a view; allowed: {', '.join(view_labels)}.")
+    lesson = params.get(LESSON_KEY)
+    if lesson is not None and lesson in PRESETS:  # the link's own setup stays: the lesson's words come beside it
+        ss["preset"], ss["lesson"] = lesson, lesson_words(lesson)
+    elif lesson is not None:
+        warnings.append(f"Link parameter {LESSON_KEY}={lesson[:40]!r} is not a lesson; allowed: {', '.join(PRESETS)}.")
     image = params.get(IMAGE_KEY)
     if image is not None and not (image.isdigit() and len(image) < 7):
         warnings.append(f"Link parameter img={image!r} must be a test image number (0, 1, 2, ...).")
@@ -172,7 +177,10 @@ def write_link(config: RunConfig | None) -> None:
             wanted[state.PUBLISHED_KEY] = spaces.publication_of(picked)
         else:
             wanted[RUN_KEY] = picked
-    keys = (*sharing.LINK_FIELDS, RUN_KEY, state.PUBLISHED_KEY) if config is not None \
+    lesson = st.session_state.get("preset")
+    if lesson in PRESETS:  # the lesson picked in the sidebar: its words open with the link
+        wanted[LESSON_KEY] = lesson
+    keys = (*sharing.LINK_FIELDS, RUN_KEY, state.PUBLISHED_KEY, LESSON_KEY) if config is not None \
         else (RUN_KEY, state.PUBLISHED_KEY)  # an invalid setup: link kept
     for key in keys:
         if key in wanted:
@@ -289,7 +297,7 @@ def _use_preset() -> None:
     config, warnings = within_offer(preset_config(name), "Lesson", given=set(preset.settings))
     seed_widgets(config)
     ss[VIEW_KEY] = preset.view
-    ss["lesson"] = f"**{preset.title}.** {preset.lesson}"
+    ss["lesson"] = lesson_words(name)
     ss["follow_job"] = False
     ss["flash"] = [("warning", w) for w in warnings]
 

@@ -37,7 +37,7 @@ def test_every_preset_is_a_valid_setup_a_link_and_a_view(name):
     assert preset.view in LABELS and preset.title and preset.lesson
     assert budget.estimate(config, (8, 8) if preset.dataset == "digits" else (2,)).problem() in ("", None)
     query = presets.preset_query(name)
-    assert query.pop("view") == preset.view
+    assert query.pop("view") == preset.view and query.pop("lesson") == name
     back, warnings = sharing.config_from_query(query)
     assert warnings == [] and back == config
 
@@ -99,6 +99,24 @@ def test_a_lesson_fills_the_sidebar_and_opens_its_view(tmp_path, monkeypatch):
     assert at.session_state["view"] == "Training"
     assert "Posterior collapse with β = 4" in texts(at.sidebar.info)
     assert at.query_params["beta"] == "4.0" and at.query_params["latent_dim"] == "8"
+    assert at.query_params["lesson"] == "collapse"
+
+
+def test_a_lessons_link_opens_its_setup_view_and_words(tmp_path, monkeypatch):
+    """The link a lesson writes (`presets.preset_query`) opens a fresh page with the lesson's setup, its view and its
+    words; a link naming no lesson says which exist."""
+    from test_dashboard_apptest import app, texts
+
+    monkeypatch.setenv("VAE_TFP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "1")
+    at = app(presets.preset_query("collapse"))
+    assert not at.exception
+    assert at.sidebar.number_input(key="w_beta").value == 4.0
+    assert at.sidebar.number_input(key="w_warmup_epochs").value == 300.0
+    assert at.session_state["view"] == "Training" and at.session_state["preset"] == "collapse"
+    assert "Posterior collapse with β = 4" in texts(at.sidebar.info)
+    at = app({"lesson": "nope"})
+    assert "lesson='nope' is not a lesson; allowed: first_run" in texts(at.warning)
 
 
 @pytest.mark.slow

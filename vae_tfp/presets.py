@@ -4,8 +4,9 @@
                                 (`DatasetInfo.defaults`: a likelihood that fits it, enough epochs to learn, sigma)
     PRESETS["collapse"]         Preset(name, title, lesson, view, settings): what to press and what to look at
     preset_config(name)         the preset's RunConfig (suggested(dataset) with the preset's settings on top)
-    preset_query(name)          the preset as link parameters (config fields that differ from the defaults + view),
-                                so `?<query>` opens the same setup and view: every preset is a shareable link
+    preset_query(name)          the preset as link parameters (config fields that differ from the defaults, the view,
+                                and `lesson=<name>`), so `?<query>` opens the same setup and view with the lesson's
+                                words beside it: every preset is a shareable link
 
 A preset never trains by itself: it fills the sidebar, the person presses Train.
 """
@@ -74,8 +75,17 @@ def preset_config(name: str) -> RunConfig:
     return suggested(preset.dataset).replace(**preset.settings)
 
 
+LESSON_KEY = "lesson"  # the link parameter naming the preset whose lesson the page shows
+
+
 def preset_query(name: str, view_key: str = "view") -> dict:
-    """The preset's link parameters: the config (as `vae_tfp.sharing` writes it) and the view."""
+    """The preset's link parameters: the config (as `vae_tfp.sharing` writes it), the view and the lesson."""
     from vae_tfp.sharing import config_to_query
 
-    return {**config_to_query(preset_config(name)), view_key: get(name).view}
+    return {**config_to_query(preset_config(name)), view_key: get(name).view, LESSON_KEY: name}
+
+
+def lesson_words(name: str) -> str:
+    """The lesson as the page shows it (markdown)."""
+    preset = get(name)
+    return f"**{preset.title}.** {preset.lesson}"
