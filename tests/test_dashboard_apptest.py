@@ -165,7 +165,7 @@ def test_a_misfit_is_explained_and_blocks_training(runs):
     assert "conv networks need images" in texts(at.sidebar.error)
     at.sidebar.selectbox(key="w_dataset").select("digits").run()  # back: the image settings return
     assert at.sidebar.selectbox(key="w_likelihood").value == "bernoulli"
-    assert at.sidebar.selectbox(key="w_network").value == "mlp" and at.sidebar.number_input(key="w_epochs").value == 500
+    assert at.sidebar.selectbox(key="w_network").value == "mlp" and at.sidebar.number_input(key="w_epochs").value == 300
 
 
 def test_a_link_opens_the_same_setup(runs):
