@@ -394,3 +394,29 @@ def test_the_density_lab_live_and_finished(tab, server):
         assert page.get_by_text("log p(x) (quadrature)").count() == 1
     finally:
         page.set_viewport_size({"width": 1400, "height": 3000})
+
+
+def test_a_laptop_screen_shows_train_and_the_views(chromium, server):
+    """At 1280 x 800, the first screen holds the lesson picker, the Train button and the views' tabs (no scrolling
+    to start), and no sidebar label is cut short (a cut label is wider inside than its box)."""
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(server)
+        page.get_by_text("variational autoencoders, inspected").wait_for(timeout=120_000)
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_text("Likelihood p(x|z)").wait_for()
+        settle(page)
+        for what, box in (("Train", sidebar.get_by_role("button", name="Train").bounding_box()),
+                          ("lessons", sidebar.get_by_test_id("stSelectbox").first.bounding_box()),
+                          ("tabs", page.get_by_role("tab", name="Compare runs").bounding_box())):
+            assert box is not None and box["y"] + box["height"] <= 800, f"{what} is below the fold: {box}"
+        cut = sidebar.get_by_test_id("stWidgetLabel").evaluate_all(
+            "els => els.filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)"
+            ".map(e => e.innerText)")
+        assert cut == [], f"sidebar labels cut short: {cut}"
+        page.screenshot(path=str(SHOTS / "0-laptop-1280x800.png"))
+        if DOCS != SHOTS / "small":
+            page.screenshot(path=str(DOCS / "0-laptop-1280x800.png"))
+    finally:
+        page.close()

@@ -25,7 +25,7 @@ def test_link_round_trip_holds_only_what_differs():
     from vae_tfp.presets import suggested
 
     assert sharing.config_to_query(suggested("digits")) == {}
-    assert sharing.config_to_query(RunConfig()) == {"epochs": "20", "eval_every": "1"}  # digits suggests 500, 10
+    assert sharing.config_to_query(RunConfig()) == {"epochs": "20", "eval_every": "1"}  # digits suggests 300, 10
     config = suggested("two_moons").replace(latent_dim=4, hidden=(64, 32), lr=3e-4, beta=0.5)
     query = sharing.config_to_query(config)
     assert query == {"dataset": "two_moons", "latent_dim": "4", "hidden": "64,32", "beta": "0.5", "lr": "0.0003"}
