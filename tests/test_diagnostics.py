@@ -223,6 +223,8 @@ def test_training_warnings_name_a_runaway_sigma_and_a_blow_up():
     [wrong] = training_warnings(config, None, elbos, 64, baseline=-64 * np.log(2))
     assert "went wrong" in wrong and "-8903" in wrong and "-44.36" in wrong
     assert training_warnings(config, None, [-44.0, -40.0, -30.0, -25.0], 64, baseline=-64 * np.log(2)) == []
+    [nothing] = training_warnings(config, None, [-50.0, -47.0, -46.39], 64, baseline=-64 * np.log(2))  # --lr 1
+    assert "learned nothing useful yet" in nothing and "-46.39" in nothing
     assert training_warnings(config, None, [float("nan")], 64)[0].startswith("Training blew up")
 
 
@@ -275,3 +277,17 @@ def test_the_cli_warns_when_a_learned_sigma_runs_away_on_constant_data(tmp_path,
     out = json.loads(captured.out.strip().splitlines()[-1])
     assert out["status"] == "completed" and any("learned sigma fell" in w for w in out["warnings"])
     assert "warning: The learned sigma fell" in captured.err
+
+
+def test_the_page_says_when_a_run_has_learned_nothing(tmp_path, monkeypatch):
+    """One epoch at a learning rate of 1e-6 leaves the decoder's random start, which is worse than the uniform model
+    (its outputs are uncorrelated with x): the run completes and the Training view says it learned nothing yet."""
+    from test_dashboard_apptest import app, show, texts, train
+
+    monkeypatch.setenv("VAE_TFP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "1")
+    at = app()
+    at.sidebar.number_input(key="w_lr").set_value(1e-6)
+    at = show(train(at, epochs=1), "Training")
+    assert not at.exception
+    assert "learned nothing useful yet" in texts(at.warning) and "below -44.36" in texts(at.warning)

@@ -83,9 +83,10 @@ def training_warnings(config, sigma, train_elbos, dims: int, baseline: float | N
     collapsed towards 0 (the likelihood is unbounded: on (near-)constant data log p(x|z) -> +inf, so the ELBO climbs
     without limit), or a train ELBO that blew up: not finite, or far below any sensible value (below -1e4 nats per
     value; far below `baseline`, the ELBO of a model that ignores z: `uniform_baseline`), or ending far below the
-    best it reached (usually a learning rate too large). `sigma`: the learned sigma's values (None when fixed or
-    absent); `train_elbos`: the history's train ELBOs in order; `dims`: values per example. "Far below" a reference
-    r: more than |r| / 2 + dims nats under it (a fresh model's KL and a short training's noise stay well inside)."""
+    best it reached (usually a learning rate too large), or below `baseline` at all (nothing learned yet).
+    `sigma`: the learned sigma's values (None when fixed or absent); `train_elbos`: the history's train ELBOs in
+    order; `dims`: values per example. "Far below" a reference r: more than |r| / 2 + dims nats under it (a fresh
+    model's KL and a short training's noise stay well inside)."""
     out = []
     if sigma is not None:
         smallest = float(np.min(sigma))
@@ -115,6 +116,10 @@ def training_warnings(config, sigma, train_elbos, dims: int, baseline: float | N
     elif len(elbos) > 2 and far_below(best):
         out.append(f"The train ELBO got much worse during training ({best:.4g} at its best, {last:.4g} at the end): "
                    f"the optimisation went astray (learning rate {config.lr:g}?).")
+    elif baseline is not None and last < baseline:
+        out.append(f"The final train ELBO ({last:.4g} nats) is below {baseline:.4g}, what a model that ignores z and "
+                   "gives every value the same probability reaches: this model has learned nothing useful yet (too "
+                   f"few steps, or a learning rate of {config.lr:g} too large or too small).")
     return out
 
 
