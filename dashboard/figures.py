@@ -517,8 +517,8 @@ def lab_mixture_curve(curve, K: int, height: int = 420) -> go.Figure:
     if len(chosen):
         fig.add_trace(go.Scatter(x=[K], y=[curve.mean_abs_error[chosen[0]]], mode="markers", name=f"K = {K}",
                                  marker=dict(size=13, color="white", line=dict(width=2.5, color=TEST_C))))
-    fig.update_xaxes(type="log", title="K (components z_k ~ p(z))")
-    fig.update_yaxes(type="log", title="mean over test x of |log p_K(x) − log p(x)|  (nats)")
+    fig.update_xaxes(type="log", title="K (components z_k ~ p(z))", dtick=1)  # ticks at 1, 10, 100, 1000
+    fig.update_yaxes(type="log", title="test mean |log p_K − log p|, nats", dtick=1)
     fig.update_layout(height=height, title="p_K approaches p(x) as K grows", showlegend=False,
                       margin=dict(l=70, r=20, t=50, b=50))
     return fig
@@ -590,7 +590,7 @@ def lab_posteriors(pic) -> go.Figure:
     true, q = np.exp(pic.log_true).T, np.exp(pic.log_q).T  # [G2, G1] (rows = z2)
     top = float(max(true.max(), q.max()))
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=("true posterior p(z|x) = p(x|z) p(z) / p(x)", "encoder's q(z|x)"))
+                        subplot_titles=("true p(z|x) = p(x|z) p(z) / p(x)", "the encoder's q(z|x)"))
     for col, (z, name) in enumerate(((true, "p(z|x)"), (q, "q(z|x)")), 1):
         fig.add_trace(go.Heatmap(x=pic.axes[0], y=pic.axes[1], z=z.astype(np.float32), zmin=0, zmax=top,
                                  colorscale="Greys", showscale=col == 2, colorbar=dict(title="density", len=0.8),

@@ -27,6 +27,10 @@ LIVE_SECONDS = 3.0  # the live density's refresh
 K_KEY, STEP_KEY, LOG_KEY, X1_KEY, X2_KEY, PICK_KEY = "lab_k", "lab_step", "lab_log", "lab_x1", "lab_x2", "lab_pick"
 SAMPLES_KEY, RECON_KEY = "lab_samples", "lab_recon"
 N_SAMPLES, N_RECON = 1000, 300
+# the names of part 1's numbers (the tests read them by these names)
+MODEL_MEAN, TRUTH_MEAN = "held-out mean log p(x), model", "held-out mean log p(x), truth"
+KL_ROW = "truth − model ≈ KL(p_true || p_model)"
+MODEL_MASS, TRUTH_MASS = "model's mass on this plane (Σ p(x) × cell area)", "truth's mass on this plane"
 PURPOSE = ("The density lab draws p(x) over the data plane, so it needs 2-D points with a gaussian likelihood "
            "(two_moons, rings, pinwheel, linear_gaussian_2d or a 2-column .npz). ")
 
@@ -190,13 +194,13 @@ def _live_model_side(run, ctx, lab, truth, log_scale: bool, zmax) -> None:
     cached["loaded"] = None  # the live file is replaced as training goes on: load the next one afresh
     status = state.job_status()
     total = status.total_steps if status is not None and status.total_steps else "?"
-    st.markdown(f"**Live:** the model at step **{snap.step}** of {total}, from the run's newest snapshot "
-                f"(refreshed every {LIVE_SECONDS:g} s while it trains).")
     token = ("live", str(run.path), snap.step)
     held = st.session_state.get("lab_live")  # one slot: every refresh is a new step, nothing would be reused
     if held is None or held[0] != token:
         held = st.session_state["lab_live"] = (token, lab.model_plane(cached["model"], ctx["axes"], ctx["x_test"]))
-    _model_side(held[1], token, ctx, lab, truth, log_scale, zmax, memoise=False)
+    live_line = (f"**Live:** the model at step **{snap.step}** of {total}, from the run's newest snapshot "
+                 f"(refreshed every {LIVE_SECONDS:g} s while it trains).")
+    _model_side(held[1], token, ctx, lab, truth, log_scale, zmax, memoise=False, below_chart=live_line)
 
 
 # --- 1. p(x) over the plane ---------------------------------------------------------------------------------------
@@ -234,7 +238,15 @@ def _plane_section(model, token, ctx, lab, live=None):
     return plane
 
 
-def _model_side(plane, token, ctx, lab, truth, log_scale: bool, zmax, memoise: bool = True) -> None:
+def _numbers(rows) -> None:
+    """Named numbers, one a line: `- name: **value** rest` (lines keep long names whole, where narrow metrics cut
+    them)."""
+    st.markdown("\n".join(f"- {name}: **{value.split(' ', 1)[0]}** {value.split(' ', 1)[1] if ' ' in value else ''}"
+                           for name, value in rows))
+
+
+def _model_side(plane, token, ctx, lab, truth, log_scale: bool, zmax, memoise: bool = True,
+                below_chart: str | None = None) -> None:
     g = plane.grid
     step = f" at step {token[2]}" if token and token[0] in ("live", "snapshot") else ""
 
@@ -247,30 +259,31 @@ def _model_side(plane, token, ctx, lab, truth, log_scale: bool, zmax, memoise: b
     live = bool(token) and token[0] == "live"  # a new element per live step: the picture and its caption agree
     key = f"lab_model_px_{token[2]}" if live else "lab_model_px"
     figures.chart(fig, config=figures.plot_config("model-px"), key=key)
-    cols = st.columns(3)
-    cols[0].metric("held-out mean log p(x), model", f"{plane.test_mean:.3f}",
-                   help=f"Mean over the {len(plane.test_log_px)} test points, nats per point "
-                        f"(± {plane.test_stderr:.3f} standard error).")
+    if below_chart:
+        st.markdown(below_chart)
+    n = len(plane.test_log_px)
+    rows = [(MODEL_MEAN, f"{plane.test_mean:.3f} ± {plane.test_stderr:.3f} nats")]
     if truth is not None:
         d = lab.distance(truth.test_log_px, plane.test_log_px)
-        cols[1].metric("KL(p_true || p_model) ≈", f"{d.kl:.3f} nats",
-                       help=f"mean over the test points of log p_true(x) − log p_model(x) (± {d.stderr:.3f}): the "
-                            "test points are draws of the truth, so this estimates the KL divergence from the "
-                            "data's density to the model's. 0 would be a perfect model.")
+        rows.append((KL_ROW, f"{d.kl:.3f} ± {d.stderr:.3f} nats"))
+    rows.append((MODEL_MASS, f"{g.integral:.3f}"))
+    _numbers(rows)
+    about = f"Means over the {n} test points (± one standard error). "
+    if truth is not None:
+        about += ("The test points are draws of the true density, so the mean of log p_true(x) − log p_model(x) "
+                  "over them estimates KL(p_true || p_model): 0 for a perfect model. ")
     else:
-        cols[1].metric("the data's true p(x)", "not known",
-                       help="Known for the built-in toy sets (two_moons, rings, pinwheel, linear_gaussian_2d); "
-                            "not for your own data.")
-    cols[2].metric("model's mass on this plane", f"{g.integral:.3f}",
-                   help="Σ p(x) × cell area over the grid: 1 when the plane holds all of the model's mass.")
+        about += ("The data's true p(x) is not known for your own data (it is for two_moons, rings, pinwheel and "
+                  "linear_gaussian_2d). ")
     if g.method == "quadrature":
-        st.caption(f"By quadrature: p(x) ≈ Σ_g p(x|z_g) p(z_g) Δz over a {g.latent_grid}"
-                   f"{'×' + str(g.latent_grid) if len(g.latent_extent) == 2 else ''} grid of z (its prior mass "
-                   f"{g.prior_mass:.6f}; the decoder's mean moves at most {g.latent_step:.2f} σ between neighbouring "
-                   f"grid points), on a {g.grid}×{g.grid} grid of x, in {g.seconds:.2f} s.")
+        about += (f"p(x) by quadrature: p(x) ≈ Σ_g p(x|z_g) p(z_g) Δz over a {g.latent_grid}"
+                  f"{'×' + str(g.latent_grid) if len(g.latent_extent) == 2 else ''} grid of z (its prior mass "
+                  f"{g.prior_mass:.6f}; the decoder's mean moves at most {g.latent_step:.2f} σ between neighbouring "
+                  f"grid points), on a {g.grid}×{g.grid} grid of x, in {g.seconds:.2f} s.")
     else:
-        st.caption(f"By importance sampling with q(z|x) (k = {g.k} per grid point, 1000 per test point: the latent "
-                   f"has more than 2 dimensions), on a {g.grid}×{g.grid} grid of x, in {g.seconds:.2f} s.")
+        about += (f"p(x) by importance sampling with q(z|x) (k = {g.k} per grid point, 1000 per test point: the "
+                  f"latent has more than 2 dimensions), on a {g.grid}×{g.grid} grid of x, in {g.seconds:.2f} s.")
+    st.caption(about)
 
 
 def _truth_side(truth, ctx, log_scale: bool, zmax) -> None:
@@ -278,12 +291,10 @@ def _truth_side(truth, ctx, log_scale: bool, zmax) -> None:
                        lambda: figures.lab_density(ctx["axes"], truth.log_density, points=ctx["x_train"], zmax=zmax,
                                                    log_scale=log_scale, title="The data's true p(x)"))
     figures.chart(fig, config=figures.plot_config("true-px"), key="lab_true_px")
-    cols = st.columns(3)
-    cols[0].metric("held-out mean log p(x), truth", f"{truth.test_mean:.3f}",
-                   help="The same test points under the data's true density.")
-    cols[1].metric("truth's mass on this plane", f"{truth.integral:.3f}")
-    st.caption(f"The truth, {truth.method}. Both pictures share its colour scale; where the model is sharper than "
-               "the truth its colour saturates.")
+    _numbers([(TRUTH_MEAN, f"{truth.test_mean:.3f} ± {truth.test_stderr:.3f} nats"),
+            (TRUTH_MASS, f"{truth.integral:.3f}")])
+    st.caption(f"The same test points under the data's true density. The truth, {truth.method}. Both pictures share "
+               "its colour scale; where the model is sharper than the truth its colour saturates.")
 
 
 # --- 2. p(x) as a mixture -----------------------------------------------------------------------------------------

@@ -105,6 +105,10 @@ class TruthPlane:
     def test_mean(self) -> float:
         return float(np.mean(self.test_log_px))
 
+    @property
+    def test_stderr(self) -> float:
+        return _stderr(self.test_log_px)
+
 
 def truth_plane(dataset: str, axes, x_test) -> TruthPlane | None:
     """The true density of a registered 2-D data set on the grid `axes` and at x_test [n, 2]; None where the truth
