@@ -20,10 +20,10 @@ state.init()
 state.session_memory()  # every run: a session back from a short disconnect keeps its jobs
 sidebar.read_link(LABELS)
 intro.header()
-sidebar.render()
+next_config = sidebar.render()
 intro.preview()
 training.progress()
-intro.on_screen()
+intro.on_screen(next_config)
 for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
     if tab.open:  # lazy tabs: only the open view computes
         with tab:

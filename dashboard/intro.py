@@ -64,9 +64,10 @@ def server_note() -> None:
         st.markdown("\n".join(f"- {line}" for line in server.describe()))
 
 
-def on_screen() -> None:
+def on_screen(next_config=None) -> None:
     """Which model and which data the views show, when that is a saved, uploaded or resumed run: the sidebar
-    describes the next training, not necessarily the run on screen."""
+    describes the next training (`next_config`, the sidebar's config; None while its choices are invalid), not
+    necessarily the run on screen."""
     run = state.shown_run()
     if run is None:
         return
@@ -80,21 +81,9 @@ def on_screen() -> None:
             f"train / {info.get('n_test', '?')} test {what} of shape {shape}, as {info.get('representation')}) · "
             f"p(x|z) {config.likelihood} · latent {config.latent_dim} · prior {config.prior} · "
             f"{metrics.get('status', 'unfinished')} after {metrics.get('epochs', '?')} epochs")
-    if sidebar_config_differs(config):
+    if next_config != config:
         text += " · *the sidebar holds another setup: it is what Train trains next*"
     st.caption(text)
-
-
-def sidebar_config_differs(config) -> bool:
-    from vae_tfp.config import RunConfig
-
-    ss = st.session_state
-    try:
-        current = RunConfig.from_dict({k[2:]: v for k, v in ss.items() if isinstance(k, str) and k.startswith("w_")
-                                       and k[2:] in RunConfig.__dataclass_fields__})
-    except ValueError:
-        return True
-    return current != config
 
 
 def preview() -> None:

@@ -264,7 +264,7 @@ def _submit(spec, what: str) -> None:
 def _stop() -> None:
     job_id = st.session_state.get("job_id")
     if job_id is not None:
-        state.backend().stop(job_id)
+        state.backend().stop(job_id, owner=state.owner())
 
 
 def _dataset_changed() -> None:

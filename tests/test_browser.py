@@ -356,7 +356,7 @@ def test_the_density_lab_live_and_finished(tab, server):
     page = tab
     page.set_viewport_size({"width": 1400, "height": 4600})  # the whole lab in one full-page screenshot
     try:
-        page.goto(f"{server}/?dataset=two_moons&likelihood=gaussian&epochs=3000&batch_size=500&view=Density+lab")
+        page.goto(f"{server}/?dataset=two_moons&likelihood=gaussian&epochs=10000&batch_size=500&view=Density+lab")
         page.get_by_text("variational autoencoders, inspected").wait_for(timeout=120_000)
         settle(page)
         sidebar = page.get_by_test_id("stSidebar")

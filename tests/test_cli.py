@@ -73,6 +73,16 @@ def test_train_then_evaluate_json(tmp_path, capsys):
     assert json.loads((run_dir / "metrics.json").read_text())["log_px"] == pytest.approx(ev["log_px"])
 
 
+def test_with_json_stdout_holds_only_the_result_and_the_epoch_lines_go_to_stderr(tmp_path, capsys):
+    code = main(["train", "--dataset", "digits", "--epochs", "2", "--hidden", "16", "--eval-every", "1",
+                 "--run-dir", str(tmp_path / "r"), "--json"])
+    assert code == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["status"] == "completed"
+    assert "epoch 1: test ELBO" in captured.err and "epoch 2: test ELBO" in captured.err
+
+
 def test_bfloat16_training_matches_float32_closely(tmp_path, capsys):
     elbo = {}
     for precision in ("float32", "bfloat16"):

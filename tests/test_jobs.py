@@ -85,7 +85,10 @@ def test_queue_position_refusals_and_stop_across_the_process_boundary(backend, t
     assert mine.value.limit == "max_per_session" and mine.value.value == 1
     assert "1 per session" in str(mine.value)
 
-    dropped = backend.stop(c)  # queued: dropped, nothing trained
+    with pytest.raises(PermissionError, match="another session"):  # only its owner stops a job
+        backend.stop(c, owner="a")
+    assert backend.status(c).state == "queued"
+    dropped = backend.stop(c, owner="c")  # queued: dropped, nothing trained
     assert dropped.state == "stopped" and "queue" in dropped.message and dropped.run_dir is None
     assert not (tmp_path / "c").exists()
 

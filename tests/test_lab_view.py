@@ -194,7 +194,7 @@ def test_the_lab_is_live_while_training_and_replays_afterwards(runs, monkeypatch
     the run's live snapshots, while it trains; after Stop it offers the replay. Each wait is for an event, bounded."""
     monkeypatch.setenv("VAE_TFP_DASHBOARD_SYNC", "0")
     at = app({"dataset": "two_moons", "likelihood": "gaussian", "view": LAB})
-    at = train(at, epochs=3000, batch=500)
+    at = train(at, epochs=10000, batch=500)
     seen, deadline = [], time.time() + 180
     while time.time() < deadline and len(set(seen)) < 2:
         at.run()

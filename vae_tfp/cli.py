@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bfloat16 runs the hidden dense matmuls in bf16 (faster on CPUs with AVX512-BF16/AMX; "
                         "weights, optimizer and loss stay float32; see bench/precision_parity.py)")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch test lines")
 
     e = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
     e.add_argument("run_dir")
@@ -298,9 +298,10 @@ def _progress(trainer, quiet: bool):
             if event.step % 10 == 0:
                 bar.set_postfix(elbo=f"{event.metrics['elbo']:.2f}", img_s=f"{event.images_per_second:.0f}",
                                 refresh=False)
-        elif event.kind == "eval":
+        elif event.kind == "eval" and not quiet:  # beside the bar, on stderr: stdout is for the result
             bar.write(f"epoch {event.epoch}: test ELBO {event.test_metrics['elbo']:.3f} nats "
-                      f"(reconstruction {event.test_metrics['reconstruction']:.3f}, KL {event.test_metrics['kl']:.3f})")
+                      f"(reconstruction {event.test_metrics['reconstruction']:.3f}, KL {event.test_metrics['kl']:.3f})",
+                      file=sys.stderr)
 
     trainer.callbacks.append(on_event)
     return bar

@@ -4,7 +4,8 @@
     backend.submit(JobSpec(resume="runs/<name>", owner="s1"))                      -> job id
     backend.status(job_id)  -> JobStatus       state, queue position, step / total, epoch, images/s, ETA, metrics,
                                                message, run directory
-    backend.stop(job_id)    -> JobStatus       queued: dropped; running: stopped within one step, model kept
+    backend.stop(job_id, owner=None) -> JobStatus   queued: dropped; running: stopped within one step, model kept;
+                                               with `owner`, another owner's job is refused (PermissionError)
     backend.list(owner=None) -> [JobStatus]    oldest first
 
 A job is "train this config into a new run under this runs folder" or "continue this run directory from its last
@@ -166,9 +167,16 @@ class JobBackend(ABC):
         """Where the job stands now. KeyError for an id this backend does not know."""
 
     @abstractmethod
-    def stop(self, job_id: str) -> JobStatus:
+    def stop(self, job_id: str, owner: str | None = None) -> JobStatus:
         """Drop a queued job, or ask a running one to stop (it keeps the model trained so far); a finished job is
-        left as it is. Returns the status right after asking."""
+        left as it is. Returns the status right after asking. With `owner`, a job submitted by someone else is not
+        touched: PermissionError (use `check_owner`)."""
+
+    def check_owner(self, job_id: str, owner: str | None) -> None:
+        """PermissionError when `owner` is given and the job `job_id` was submitted by another owner."""
+        if owner is not None and self.status(job_id).owner != owner:
+            raise PermissionError(f"job {job_id} belongs to another session: only the session that submitted a job "
+                                  "can stop it")
 
     @abstractmethod
     def list(self, owner: str | None = None) -> list[JobStatus]:

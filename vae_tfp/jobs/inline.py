@@ -42,7 +42,8 @@ class InlineBackend(JobBackend):
         with self._lock:
             return JobStatus.from_dict(self._jobs[job_id].to_dict())
 
-    def stop(self, job_id: str) -> JobStatus:
+    def stop(self, job_id: str, owner: str | None = None) -> JobStatus:
+        self.check_owner(job_id, owner)
         return self.status(job_id)  # a job has ended before submit() returns
 
     def list(self, owner: str | None = None) -> list[JobStatus]:

@@ -155,7 +155,8 @@ class LocalBackend(JobBackend):
                     status.state = "running"
         return status
 
-    def stop(self, job_id: str) -> JobStatus:
+    def stop(self, job_id: str, owner: str | None = None) -> JobStatus:
+        self.check_owner(job_id, owner)
         with self._lock:
             job = self._jobs[job_id]
             s = job.status
