@@ -113,19 +113,24 @@ def _preview(name: str) -> None:
     with st.expander(f"{_data_words(name)}: {name} · {len(ds.x_train)} train / {len(ds.x_test)} test · "
                      f"example shape {list(ds.event_shape)}", expanded=expanded):
         st.caption(ds.description)
-        if ds.kind == "image":
-            k = 8
-            titles = [ds.label_names[int(y)] if ds.label_names is not None and ds.y_train is not None else ""
-                      for y in (ds.y_train[:k] if ds.y_train is not None else [0] * k)]
-            fig = figures.image_grid(ds.x_train[:k], cols=k, titles=titles, zmin=0, zmax=ds.levels - 1, px=96)
-            figures.chart(fig, width="content", config=figures.plot_config(f"{name}-preview"), key="preview")
-        else:
-            x = ds.x_test[:1000]
-            fig = figures.points_figure(x, title=f"{name}: test points" +
-                                        (f" (first two of {x.shape[1]} coordinates)" if x.shape[1] > 2
-                                         else ""))
-            fig.update_layout(height=380)
-            figures.chart(fig, config=figures.plot_config(f"{name}-preview"), key="preview")
-        values = np.unique(ds.x_train[:200])
+        # built once per data set in this session (every rerun draws the page, folded or not)
+        token = ("data", name, ds.x_train.shape, hash(ds.x_train[:8].tobytes()))
+        fig = state.figure(token, "preview", (), lambda: _preview_figure(name, ds))
+        figures.chart(fig, width="content" if ds.kind == "image" else "stretch",
+                      config=figures.plot_config(f"{name}-preview"), key="preview")
+        values = state.memo(token, "distinct", (), lambda: len(np.unique(ds.x_train[:200])))
         st.caption(f"Values: {'grey levels 0..' + str(ds.levels - 1) if ds.kind == 'image' else 'real numbers'}"
-                   f" ({len(values)} distinct values in the first 200 examples).")
+                   f" ({values} distinct values in the first 200 examples).")
+
+
+def _preview_figure(name: str, ds):
+    if ds.kind == "image":
+        k = 8
+        titles = [ds.label_names[int(y)] if ds.label_names is not None and ds.y_train is not None else ""
+                  for y in (ds.y_train[:k] if ds.y_train is not None else [0] * k)]
+        return figures.image_grid(ds.x_train[:k], cols=k, titles=titles, zmin=0, zmax=ds.levels - 1, px=96)
+    x = ds.x_test[:1000]  # [n, D]
+    fig = figures.points_figure(x, title=f"{name}: test points" +
+                                (f" (first two of {x.shape[1]} coordinates)" if x.shape[1] > 2 else ""))
+    fig.update_layout(height=380)
+    return fig

@@ -56,6 +56,12 @@ def traces(at: AppTest) -> list[dict]:
     return [t for spec in charts(at) for t in spec["data"]]
 
 
+def grid_images(at: AppTest) -> int:
+    """How many images the open view's image grids show (`figures.image_grid`: one heatmap per grid, the count in
+    its layout.meta)."""
+    return sum((spec["layout"].get("meta") or {}).get("images", 0) for spec in charts(at))
+
+
 def ys(trace):
     """A trace's y values (Plotly sends numeric arrays base64-encoded: {"dtype", "bdata"})."""
     import base64
@@ -204,8 +210,7 @@ def test_a_short_training_fills_the_curve_and_every_view(runs):
     assert at.query_params["run"] == at.session_state["picked_run"]
 
     show(at, "Reconstructions")
-    heatmaps = [t for t in traces(at) if t["type"] == "heatmap"]
-    assert len(heatmaps) == 18  # 6 test images x (x, E[x|z], x' ~ p(x|z))
+    assert grid_images(at) == 18  # 6 test images x (x, E[x|z], x' ~ p(x|z))
     assert "visibly noisy" in texts(at.markdown)
     show(at, "Prior vs posterior")
     assert not at.exception and any(t["type"] == "contour" for t in traces(at))
@@ -243,7 +248,7 @@ def test_stop_keeps_the_model_and_resume_continues(runs, monkeypatch):
     assert snap.state == "stopped" and 20 <= snap.step < snap.total_steps
     assert "Last training: **stopped**" in texts(at.sidebar.caption)
     show(at, "Reconstructions")
-    assert not at.exception and len([t for t in traces(at) if t["type"] == "heatmap"]) == 18
+    assert not at.exception and grid_images(at) == 18
 
     resume = at.sidebar.button(key="resume_button")
     assert not resume.disabled
@@ -306,7 +311,7 @@ def test_uploads_good_and_bad(runs, tmp_path):
     assert not fresh.exception and "Opened **shared.zip**" in texts(fresh.main.success)
     assert fresh.session_state["picked_run"] == "shared"
     show(fresh, "Reconstructions")
-    assert len([t for t in traces(fresh) if t["type"] == "heatmap"]) == 18
+    assert grid_images(fresh) == 18
     linked = app({"run": "shared", "view": "What is p(x)?"})  # a link to a saved run opens it in that view
     assert not linked.exception and not linked.main.warning and open_tab(linked).label == "What is p(x)?"
     assert "log p(x) (quadrature)" in [m.label for m in linked.metric]

@@ -62,9 +62,10 @@ def picker(at: AppTest) -> list[str]:
 
 
 def heatmaps(at: AppTest) -> int:
+    """Images in the open view's image grids (one heatmap per grid, its image count in layout.meta)."""
     open_tab = [t for t in at.tabs if len(t.children)][0]
-    return sum(1 for c in open_tab.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]
-               if t["type"] == "heatmap")
+    return sum((json.loads(c.proto.spec)["layout"].get("meta") or {}).get("images", 0)
+               for c in open_tab.get("plotly_chart"))
 
 
 def trained_on_upload():

@@ -27,11 +27,12 @@ def render() -> None:
         st.subheader("The latent plane: E[x|z] over a grid of z")
         grid = state.memo(token, "latent_grid", (), lambda: explain.latent_grid(model, size=12 if not points else 15))
         if points:
-            figures.chart(figures.grid_on_points(x_test[:1000], grid), config=figures.plot_config("latent-grid"),
-                            key="lat_grid")
+            figures.chart(state.figure(token, "lat_grid", (), lambda: figures.grid_on_points(x_test[:1000], grid)),
+                          config=figures.plot_config("latent-grid"), key="lat_grid")
         else:
-            figures.chart(figures.image_mosaic(grid.means, grid.axes, zmin=zmin, zmax=zmax),
-                            width="content", config=figures.plot_config("latent-grid"), key="lat_grid")
+            figures.chart(state.figure(token, "lat_grid", (),
+                                       lambda: figures.image_mosaic(grid.means, grid.axes, zmin=zmin, zmax=zmax)),
+                          width="content", config=figures.plot_config("latent-grid"), key="lat_grid")
         st.caption("z1 grows to the right and z2 upwards, ±2.5 prior standard deviations around the prior's mean; "
                    "each picture is what the decoder outputs for that z.")
     else:
@@ -49,7 +50,7 @@ def render() -> None:
         reach = st.slider("Range (±)", 0.5, 5.0, 3.0, 0.5, key="lat_reach")
     values = np.linspace(-reach, reach, STEPS)
     path = state.memo(token, "traversal", (i, dim, reach), lambda: explain.traversal(model, x_test[i], dim, values))
-    _path(path, points, x_test, zmin, zmax, px, [f"z{dim + 1} = {v:.2g}" for v in values],
+    _path(token, path, points, x_test, zmin, zmax, px, [f"z{dim + 1} = {v:.2g}" for v in values],
           f"Traversal of z{dim + 1} from test {word} #{i}", "traversal")
 
     st.subheader(f"Interpolation between two test {word}s")
@@ -60,15 +61,17 @@ def render() -> None:
         b = st.number_input(f"To test {word} #", 0, len(x_test) - 1, min(1, len(x_test) - 1), key="lat_b")
     path = state.memo(token, "interpolation", (a, b), lambda: explain.interpolation(model, x_test[a], x_test[b],
                                                                                   STEPS))
-    _path(path, points, x_test, zmin, zmax, px, [f"t = {t:.2f}" for t in path.t],
+    _path(token, path, points, x_test, zmin, zmax, px, [f"t = {t:.2f}" for t in path.t],
           f"z_t = (1 − t) E_q[z|x_{a}] + t E_q[z|x_{b}]", "interpolation")
 
 
-def _path(path, points, x_test, zmin, zmax, px, titles, title, key):
+def _path(token, path, points, x_test, zmin, zmax, px, titles, title, key):
+    """The traversal or interpolation `path`; its figure is built once per (model, title, titles): the title and
+    the titles name every input of the path."""
     if points:
-        figures.chart(figures.path_on_points(x_test[:1000], path, title), config=figures.plot_config(key),
-                        key=f"lat_{key}")
+        fig = state.figure(token, f"lat_{key}", (title,), lambda: figures.path_on_points(x_test[:1000], path, title))
+        figures.chart(fig, config=figures.plot_config(key), key=f"lat_{key}")
     else:
-        fig = figures.image_grid(path.means, cols=len(path.means), titles=titles, zmin=zmin, zmax=zmax, px=px,
-                                 title=title)
+        fig = state.figure(token, f"lat_{key}", (title, tuple(titles)), lambda: figures.image_grid(
+            path.means, cols=len(path.means), titles=titles, zmin=zmin, zmax=zmax, px=px, title=title))
         figures.chart(fig, width="content", config=figures.plot_config(key), key=f"lat_{key}")

@@ -42,15 +42,16 @@ def render() -> None:
     likelihood = act.model.likelihood_name
     sample_words = act.model.likelihood_family.sample  # how a sample x' ~ p(x|z) looks, from the registry entry
     if points:
-        figures.chart(figures.reconstruction_points(rec), config=figures.plot_config("reconstructions"),
-                        key="rec_points")
+        figures.chart(state.figure(act.token, "rec_points", (start, n, seed),
+                                   lambda: figures.reconstruction_points(rec)),
+                      config=figures.plot_config("reconstructions"), key="rec_points")
     else:
         zmin, zmax = figures.value_range(act.info)
-        images = np.concatenate([rec.x, rec.mean, rec.sample])  # rows: x, E[x|z], x' ~ p(x|z)
+        images = np.concatenate([rec.x, rec.mean, rec.sample])  # [3 n, H, W] rows: x, E[x|z], x' ~ p(x|z)
         titles = [f"<b>#{start + i}</b><br>log p(x|z) {v:.1f}" for i, v in enumerate(rec.log_px_given_z)]
-        fig = figures.image_grid(images, cols=len(x), titles=titles + [""] * (2 * len(x)),
-                                 row_labels=["x<br>(input)", "E[x|z]<br>(decoder output)", "x' ~ p(x|z)<br>(sample)"],
-                                 zmin=zmin, zmax=zmax)
+        fig = state.figure(act.token, "rec_images", (start, n, seed), lambda: figures.image_grid(
+            images, cols=len(x), titles=titles + [""] * (2 * len(x)),
+            row_labels=["x<br>(input)", "E[x|z]<br>(decoder output)", "x' ~ p(x|z)<br>(sample)"], zmin=zmin, zmax=zmax))
         figures.chart(fig, width="content", config=figures.plot_config("reconstructions"), key="rec_images")
     st.markdown(
         f"**Top row**: test inputs x. **Middle**: E[x|z], the mean of p(x|z), for one z ~ q(z|x) — this is what "

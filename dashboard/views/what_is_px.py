@@ -29,9 +29,9 @@ def render() -> None:
         x1 = x_test[i]
         if act.info.get("kind") == "image":
             zmin, zmax = figures.value_range(act.info)
-            figures.chart(figures.image_grid(x1[None], cols=1, zmin=zmin, zmax=zmax, px=160,
-                                               title=f"x = test image #{i}"), width="content",
-                            config=figures.plot_config(f"test-image-{i}"), key="px_image")
+            fig = state.figure(act.token, "px_image", (i,), lambda: figures.image_grid(
+                x1[None], cols=1, zmin=zmin, zmax=zmax, px=160, title=f"x = test image #{i}"))
+            figures.chart(fig, width="content", config=figures.plot_config(f"test-image-{i}"), key="px_image")
         else:
             st.write(f"x = test point #{i}: {', '.join(f'{v:.3f}' for v in x1)}")
     with st.spinner("Computing the bounds (5000 samples of z ~ q(z|x)) and the posterior on a grid…"):
@@ -52,11 +52,12 @@ def render() -> None:
         _truth(act, i, x_test, w)
     left, right = st.columns(2)
     with left:
-        figures.chart(figures.bound_curve(w), config=figures.plot_config(f"bounds-image-{i}"), key="px_bounds")
+        figures.chart(state.figure(act.token, "px_bounds", (i,), lambda: figures.bound_curve(w)),
+                      config=figures.plot_config(f"bounds-image-{i}"), key="px_bounds")
     with right:
         if w.picture is not None:
-            figures.chart(figures.posterior_picture(w.picture), config=figures.plot_config(f"posterior-{i}"),
-                            key="px_posterior")
+            figures.chart(state.figure(act.token, "px_posterior", (i,), lambda: figures.posterior_picture(w.picture)),
+                          config=figures.plot_config(f"posterior-{i}"), key="px_posterior")
         else:
             st.info(f"The true posterior p(z|x) can be drawn on a grid only for latents of dimension <= 2; "
                     f"this model has {act.model.latent_dim}.")
