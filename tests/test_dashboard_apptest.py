@@ -231,7 +231,11 @@ def test_a_short_training_fills_the_curve_and_every_view(runs):
     assert at.session_state["job_id"] == job and len(list(runs.iterdir())) == 1
     assert memory(at).loaded["model"] is model
     assert model._eval_log_weights.experimental_get_tracing_count() == traced
-    assert len(memory(at).memo) <= 24
+    from dashboard.state import MEMO_SIZE
+
+    for i in range(4, 4 + MEMO_SIZE // 4):  # results and figures of many inputs: the memo stays bounded
+        at.number_input(key="img").set_value(i).run()
+    assert not at.exception and len(memory(at).memo) <= MEMO_SIZE
 
 
 def test_stop_keeps_the_model_and_resume_continues(runs, monkeypatch):
