@@ -7,7 +7,9 @@ Run from the repository root (so that `vae_tfp` and `dashboard` import):
 This file only wires: session state and this session's memory (released, and its jobs ended, when the session
 closes: see `dashboard.state`), the title (drawn first, so it paints before the sidebar has loaded a data set),
 the sidebar (-> one RunConfig, mirrored into the URL), the data preview, the live training progress and one tab per
-view. Only the open tab computes; TensorFlow loads after the first paint.
+view. Only the open tab computes; TensorFlow loads after the first paint. The tabs and the views are one fragment:
+switching views (or moving a view's widget) reruns only them, not the sidebar and the header (a third of the
+messages a full rerun sends to the browser); whatever changes the model on screen reruns the whole page.
 """
 
 import streamlit as st
@@ -24,8 +26,15 @@ next_config = sidebar.render()
 intro.preview()
 training.progress()
 intro.on_screen(next_config)
-for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
-    if tab.open:  # lazy tabs: only the open view computes
-        with tab:
-            view.render()
+
+
+@st.fragment
+def views() -> None:
+    for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
+        if tab.open:  # lazy tabs: only the open view computes
+            with tab:
+                view.render()
+
+
+views()
 state.prewarm()
