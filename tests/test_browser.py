@@ -275,8 +275,11 @@ def test_dashboard_in_chromium(tab, server):
         page.get_by_text(marker).first.wait_for()
         settle(page, 1.5)
         if label == "Reconstructions":
-            images = page.locator('[data-testid="stTabs"] .js-plotly-plot .hm image')
-            assert images.count() == 18, "6 test images x (x, E[x|z], x' ~ p(x|z))"
+            # one picture of 6 test images x (x, E[x|z], x' ~ p(x|z)), each column titled with its image's number
+            assert page.locator('[data-testid="stTabs"] .js-plotly-plot .hm image').count() == 1
+            notes = page.locator('[data-testid="stTabs"] .js-plotly-plot .annotation-text').all_text_contents()
+            assert all(any(f"#{i}" in t for t in notes) for i in range(6)), notes
+            assert sum("decoder output" in t for t in notes) == 1
         shoot(page, stem)
 
     # a second likelihood on the same data, for the comparison
