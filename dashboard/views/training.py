@@ -103,13 +103,19 @@ def render() -> None:
     if act is None:
         return
     curves = state.explain("curves")
-    records = act.run.history() if act.run is not None else []
+    # a run's history is read and drawn once per model and history file in this session (a view switch reuses both)
+    written = _written(act.run)
+    records = state.memo(act.token, "history", (written,), act.run.history) if act.run is not None else []
     if act.run is not None:
-        for warning in state.explain("advice").run_warnings(act.model, act.run.config(), records,
-                                                             act.info.get("event_shape", [1])):
+        for warning in state.memo(act.token, "run_warnings", (written,), lambda: state.explain(
+                "advice").run_warnings(act.model, act.run.config(), records, act.info.get("event_shape", [1]))):
             st.warning(warning)
-    _curve(curves.history_curves(records), act.run.name if act.run is not None else "")
-    _diagnostics(curves.diagnostics(records))
+    name = act.run.name if act.run is not None else ""
+    _curve(state.figure(act.token, "training_curves", (written, name),
+                        lambda: _curve_figure(curves.history_curves(records), name)))
+    diagnostics = state.memo(act.token, "diagnostics", (written,), lambda: curves.diagnostics(records))
+    _diagnostics(diagnostics, figure=lambda: state.figure(act.token, "diagnostics", (written,),
+                                                         lambda: figures.diagnostics_figure(diagnostics)))
     metrics = act.run.metrics() if act.run is not None else {}
     test = metrics.get("test") or {}
     if test:
@@ -134,8 +140,17 @@ def _live_curve(job_id: str) -> None:
         st.info("The curve appears after the first logged steps.")
         return
     curves = state.explain("curves")
-    _curve(curves.history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}")
+    _curve(_curve_figure(curves.history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}"))
     _diagnostics(curves.diagnostics(records), live=True)
+
+
+def _written(run) -> tuple:
+    """(size, mtime) of the run's history file: what the history read from it depends on."""
+    try:
+        stat = (run.path / "history.jsonl").stat()
+    except (AttributeError, OSError):
+        return (0, 0)
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def _live_records(run_path: str) -> list:
@@ -155,22 +170,26 @@ def _live_records(run_path: str) -> list:
     return cache["records"]
 
 
-def _curve(curves, subtitle: str) -> None:
-    fig = figures.training_curves(curves, title=f"Training curves ({subtitle})" if subtitle else None)
+def _curve_figure(curves, subtitle: str):
+    return figures.training_curves(curves, title=f"Training curves ({subtitle})" if subtitle else None)
+
+
+def _curve(fig) -> None:
     figures.chart(fig, config=figures.plot_config("training-curves"), key="training_curves")
     st.caption("Per-example values in nats. The ELBO is the reconstruction term E_q[log p(x|z)] minus the KL term; "
                "train values are averages over the logged steps (with the β and free bits used in training only "
                "for the loss, not for these terms), test values are evaluated at epoch ends.")
 
 
-def _diagnostics(d, live: bool = False) -> None:
-    """Posterior collapse over training, from the history's diagnostics records."""
+def _diagnostics(d, live: bool = False, figure=None) -> None:
+    """Posterior collapse over training, from the history's diagnostics records; `figure()` gives its (memoized)
+    figure."""
     st.markdown("**Is the code used? Posterior collapse, epoch by epoch**")
     if not len(d):
         st.caption("The diagnostics appear after the first epoch." if live else
                    "This run has no diagnostics records (written by runs trained with this version).")
         return
-    fig = figures.diagnostics_figure(d)
+    fig = figure() if figure is not None else figures.diagnostics_figure(d)
     figures.chart(fig, config=figures.plot_config("diagnostics"), key="diagnostics" + ("_live" if live else ""))
     last = d.last()
     st.caption(f"On the first {d.n} test examples, at epoch {last['epoch']}: {last['active_units']} of "
