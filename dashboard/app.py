@@ -8,13 +8,14 @@ This file only wires: session state and this session's memory (released, and its
 closes: see `dashboard.state`), the title (drawn first, so it paints before the sidebar has loaded a data set),
 the sidebar (-> one RunConfig, mirrored into the URL), the data preview, the live training progress and one tab per
 view. Only the open tab computes; TensorFlow loads after the first paint. The tabs and the views are one fragment:
-switching views (or moving a view's widget) reruns only them, not the sidebar and the header (a third of the
-messages a full rerun sends to the browser); whatever changes the model on screen reruns the whole page.
+switching views reruns only them, not the sidebar and the header (a third of the messages a full rerun sends to the
+browser), and a view seen before shows at once (`dashboard.tabs`); a view's widget reruns that view only; whatever
+changes the model on screen reruns the whole page.
 """
 
 import streamlit as st
 
-from dashboard import intro, sidebar, state
+from dashboard import intro, sidebar, state, tabs
 from dashboard.views import LABELS, VIEWS, training
 
 st.set_page_config(page_title="vae-tfp dashboard", page_icon=":material/blur_on:", layout="wide")
@@ -28,12 +29,9 @@ training.progress()
 intro.on_screen(next_config)
 
 
-@st.fragment
+@st.fragment(key=tabs.FRAGMENT_KEY)
 def views() -> None:
-    for tab, (_, view) in zip(st.tabs(LABELS, key=sidebar.VIEW_KEY, bind="query-params"), VIEWS):
-        if tab.open:  # lazy tabs: only the open view computes
-            with tab:
-                view.render()
+    tabs.render(VIEWS, sidebar.VIEW_KEY)
 
 
 views()

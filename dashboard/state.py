@@ -393,12 +393,25 @@ def shown_run():
         return None
 
 
+def shown_token() -> tuple | None:
+    """The token (`Active.token`) of the model the views show, from its files only (no model is loaded); None while
+    there is none or the job still trains."""
+    run = shown_run()
+    if run is None or not run.has_weights():
+        return None
+    return _token(run)
+
+
+def _token(run) -> tuple:
+    return (str(run.path), run.weights_path.stat().st_mtime_ns)
+
+
 def _loaded(run) -> Active:
     """The run's model, loaded into this session's memory once per weights file (one loaded run per session)."""
     if not run.has_weights():
         return Active("none", f"Run **{run.name}** has no weights yet (it is still starting, or it failed before "
                               "its first checkpoint).")
-    key = (str(run.path), run.weights_path.stat().st_mtime_ns)
+    key = _token(run)
     memory = session_memory()
     loaded = memory.loaded
     if loaded is None or loaded["key"] != key:

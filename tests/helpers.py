@@ -38,3 +38,13 @@ def random_linear_model(rng, L=2, D=6, sigma=0.5):
     W = rng.normal(size=(L, D))
     b = rng.normal(size=D)
     return W, b, sigma
+
+
+def open_tab(at):
+    """The open view's tab in an AppTest of the dashboard (views seen before are drawn too, hidden in their own
+    tabs)."""
+    try:
+        label = at.session_state["view"]
+    except KeyError:
+        label = at.tabs[0].label
+    return next(t for t in at.tabs if t.label == label)

@@ -128,6 +128,9 @@ def tab(chromium):
     page.close()
 
 
+OPEN_VIEW = '[data-testid="stTabs"] [role="tabpanel"]:visible'  # views seen before stay drawn in hidden tabs
+
+
 def settle(page, seconds: float = 1.0) -> None:
     """Wait until Streamlit has finished the current rerun, then give Plotly a moment to draw."""
     page.wait_for_timeout(300)
@@ -260,7 +263,7 @@ def test_dashboard_in_chromium(tab, server):
     shoot(page, "0-first-paint")
 
     pick(page, "Likelihood", "gaussian")
-    assert "likelihood=gaussian" in page.url  # the link holds the setup
+    page.wait_for_url("**likelihood=gaussian**", timeout=60_000)  # the link holds the setup
     train(page, epochs=40)
     page.get_by_test_id("stSidebar").get_by_text("Last training: completed").wait_for()
 
@@ -276,8 +279,8 @@ def test_dashboard_in_chromium(tab, server):
         settle(page, 1.5)
         if label == "Reconstructions":
             # one picture of 6 test images x (x, E[x|z], x' ~ p(x|z)), each column titled with its image's number
-            assert page.locator('[data-testid="stTabs"] .js-plotly-plot .hm image').count() == 1
-            notes = page.locator('[data-testid="stTabs"] .js-plotly-plot .annotation-text').all_text_contents()
+            assert page.locator(f"{OPEN_VIEW} .js-plotly-plot .hm image").count() == 1
+            notes = page.locator(f"{OPEN_VIEW} .js-plotly-plot .annotation-text").all_text_contents()
             assert all(any(f"#{i}" in t for t in notes) for i in range(6)), notes
             assert sum("decoder output" in t for t in notes) == 1
         shoot(page, stem)
@@ -376,7 +379,7 @@ def test_the_density_lab_live_and_finished(tab, server):
             raise AssertionError(f"the live density did not move past step {first} within 300 s")
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)  # between two refreshes
         page.locator(".js-plotly-plot .hm image").first.wait_for()
-        assert page.get_by_text("The data's true p(x)").count() == 1
+        assert page.locator(OPEN_VIEW).get_by_text("The data's true p(x)").count() == 1
         shoot(page, "8-lab-live")
         sidebar.get_by_role("button", name="Stop").click()
         sidebar.get_by_text("Last training: stopped").wait_for(timeout=60_000)
@@ -394,7 +397,7 @@ def test_the_density_lab_live_and_finished(tab, server):
         page.mouse.click(box["x"] + 0.2 * box["width"], box["y"] + 0.7 * box["height"])
         sync_api.expect(x1).not_to_have_value(before, timeout=60_000)
         settle(page)
-        assert page.get_by_text("log p(x) (quadrature)").count() == 1
+        assert page.locator(OPEN_VIEW).get_by_text("log p(x) (quadrature)").count() == 1
     finally:
         page.set_viewport_size({"width": 1400, "height": 3000})
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import open_tab
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -37,10 +38,6 @@ def app(query=None) -> AppTest:
 def show(at: AppTest, label: str) -> AppTest:
     at.session_state["view"] = label
     return at.run()
-
-
-def open_tab(at: AppTest):
-    return [t for t in at.tabs if len(t.children)][0]
 
 
 def texts(elements) -> str:

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import open_tab
 from test_dashboard_apptest import app, charts, memory, run_status, show, texts, traces
 
 from dashboard.views import lab as lab_view
@@ -32,13 +33,14 @@ def train(at, epochs: int, batch: int):
 
 
 def metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
+    """The open view's metrics, label -> value."""
+    return {m.label: m.value for m in open_tab(at).metric}
 
 
 def table(at) -> dict:
     """The lab's named numbers (markdown lines `- name: **value** ...`), name -> value."""
     rows = {}
-    for md in at.markdown:
+    for md in open_tab(at).markdown:
         for found in re.finditer(r"^- (.+?): \*\*(-?[0-9.]+)\*\*", md.value, re.M):
             rows[found.group(1)] = float(found.group(2))
     return rows

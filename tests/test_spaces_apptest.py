@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import open_tab
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -63,9 +64,8 @@ def picker(at: AppTest) -> list[str]:
 
 def heatmaps(at: AppTest) -> int:
     """Images in the open view's image grids (one heatmap per grid, its image count in layout.meta)."""
-    open_tab = [t for t in at.tabs if len(t.children)][0]
     return sum((json.loads(c.proto.spec)["layout"].get("meta") or {}).get("images", 0)
-               for c in open_tab.get("plotly_chart"))
+               for c in open_tab(at).get("plotly_chart"))
 
 
 def trained_on_upload():

@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, state
-from dashboard.views.reconstructions import image_index, noun
+from dashboard.tabs import image_index
+from dashboard.views.reconstructions import noun
 
 STEPS = 9
 

@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import figures, state
+from dashboard.tabs import image_index
 
 N_IMAGES = 6  # at 112 px each they fit a 1400 px wide window beside the sidebar
 N_POINTS = 300
@@ -13,12 +14,6 @@ N_POINTS = 300
 def noun(act) -> str:
     """What one example of the data on screen is called: "point" (2-D and other point data) or "image"."""
     return "point" if act.info.get("kind") == "points" else "image"
-
-
-def image_index(n_test: int, label: str = "Test image #") -> int:
-    """The test example's number, shared by the views and kept in the URL (?img=...)."""
-    return int(st.number_input(label, min_value=0, max_value=max(0, n_test - 1), value=0, step=1, key="img",
-                               bind="query-params"))
 
 
 def render() -> None:

@@ -7,7 +7,8 @@ import json
 import streamlit as st
 
 from dashboard import figures, state
-from dashboard.views.reconstructions import image_index, noun
+from dashboard.tabs import image_index
+from dashboard.views.reconstructions import noun
 
 METHOD_WORDS = {
     "exact": "exact: the model is linear-Gaussian, so p(x) = N(b, W^T W + diag(sigma^2)) in closed form",
