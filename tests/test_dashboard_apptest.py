@@ -235,6 +235,36 @@ def test_a_short_training_fills_the_curve_and_every_view(runs):
     assert not at.exception and len(memory(at).memo) <= MEMO_SIZE
 
 
+def drawn(at: AppTest) -> list[str]:
+    """The view tabs that hold something (the open one, and the views drawn hidden beside it)."""
+    return [t.label for t in at.tabs if len(t.children)]
+
+
+def test_views_seen_before_stay_drawn_until_the_model_or_the_image_changes(runs):
+    at = train(app(), epochs=1)
+    assert drawn(at) == ["Training"]
+    for label in ("Reconstructions", "What is p(x)?", "Prior vs posterior"):
+        show(at, label)
+    assert not at.exception
+    assert drawn(at) == ["Training", "Reconstructions", "Prior vs posterior", "What is p(x)?"]
+    assert open_tab(at).label == "Prior vs posterior"
+    # the hidden views are whole: their figures and their numbers, for the same model
+    hidden = {t.label: t for t in at.tabs}
+    assert hidden["What is p(x)?"].get("plotly_chart") and hidden["Reconstructions"].get("plotly_chart")
+    assert "log p(x) (quadrature)" in [m.label for m in hidden["What is p(x)?"].metric]
+    # the shared test image: one widget in the open view, a copy with its value in each hidden view
+    show(at, "What is p(x)?")
+    at.number_input(key="img").set_value(3).run()
+    assert not at.exception and drawn(at) == ["What is p(x)?"]  # another image: the others are drawn afresh
+    show(at, "Reconstructions")
+    copies = [w for w in at.tabs[LABELS.index("What is p(x)?")].number_input if w.key.startswith("img:")]
+    assert [w.value for w in copies] == [3] and at.number_input(key="img").value == 3
+    assert drawn(at) == ["Reconstructions", "What is p(x)?"]
+    # another model: only the open view is drawn for it
+    at = train(at, epochs=1)
+    assert not at.exception and drawn(at) == ["Reconstructions"]
+
+
 def test_stop_keeps_the_model_and_resume_continues(runs, monkeypatch):
     """Through the real worker processes: Stop reaches across the process boundary and keeps the model, Resume
     continues the same run from its checkpoint."""
