@@ -16,10 +16,14 @@ own computers; the observer's at normal priority, since what it measures include
     job_seconds            per job: from its submit until it ended (the server's clock, from each run's job.json;
                            queue waiting included); how it ended: what each page says
     tab_switch_*           the observer's view switches while the N train: from the click event in the page to the
-                           view's content visible and the page free again (the page's clock; the driver's checks
+                           first frame that lays out the view's content (the page's clock; the driver's checks
                            before it clicks are not counted); tab_switch_driver_*: the same from the driver's click
                            call; tab_switch_server_*: the driver's click call to the server's last message of that
-                           rerun; tab_switch_median_by_view_s: per view
+                           rerun; tab_switch_median_by_view_s: per view. The observer has seen every view
+                           before (the dashboard keeps views seen for the same model drawn in their hidden tabs:
+                           a switch shows one at once, then the rerun the click started redraws it; the server
+                           times cover that rerun); first_visit_by_view_s: its first visit of each view, when the
+                           view computes, before the N sessions start
     rss_*_mb               the server process (the page process) and, separately, its worker processes (summed):
                            before the N sessions open (the observer's model loaded), the peak while they train, and
                            after every page has closed and the disconnected-session TTL (+ 10 s) has passed
@@ -205,23 +209,32 @@ def ended(page) -> str | None:
     return None
 
 
-ARM = """() => { window.__vaeClick = null;
-  document.addEventListener("pointerdown", () => { window.__vaeClick = performance.now(); },
-                            {capture: true, once: true}); }"""
+ARM = """(marker) => { window.__vaeClick = null; window.__vaeShown = null;
+  const shown = () => {  // the marker text in an element the page lays out (a hidden tab's panel is not)
+    const found = document.evaluate(`//*[contains(text(), ${JSON.stringify(marker)})]`, document.body, null,
+                                    XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+    for (let i = 0; i < found.snapshotLength; i++) { if (found.snapshotItem(i).offsetParent !== null) return true; }
+    return false;
+  };
+  const look = () => { if (shown()) { window.__vaeShown = performance.now(); } else { requestAnimationFrame(look); } };
+  const click = () => { window.__vaeClick = performance.now(); requestAnimationFrame(look); };
+  document.addEventListener("pointerdown", click, {capture: true, once: true}); }"""
 
 
 def switch(page, label: str, timeout: float, frames: list | None = None) -> tuple[float, float | None, float | None]:
     """Click a view tab; (seconds from the driver's click call until the view's content is visible; the same from
-    the click event in the page, on the page's clock, without the driver's checks before it clicks; seconds until
-    the server's last message of that rerun arrived: what the server took, without the drawing). `frames`: arrival
-    times of the page's websocket messages."""
+    the click event in the page to the first animation frame that lays out the view's marker text, on the page's
+    clock, without the driver's checks before it clicks and after; seconds until the server's last message of that
+    rerun arrived: what the server took, without the drawing). `frames`: arrival times of the page's websocket
+    messages."""
     n0 = len(frames) if frames is not None else 0
-    page.evaluate(ARM)
+    page.evaluate(ARM, VIEWS[label])
     t0 = time.perf_counter()
     page.get_by_role("tab", name=label).click()
     page.get_by_text(VIEWS[label]).first.wait_for(state="visible", timeout=timeout * 1000)
     visible = time.perf_counter() - t0
-    clicked = page.evaluate("() => window.__vaeClick === null ? null : (performance.now() - window.__vaeClick) / 1e3")
+    page.wait_for_function("() => window.__vaeClick === null || window.__vaeShown !== null", timeout=timeout * 1000)
+    clicked = page.evaluate("() => window.__vaeClick === null ? null : (window.__vaeShown - window.__vaeClick) / 1e3")
     if frames is None:
         return visible, clicked, None
     page.wait_for_timeout(300)  # the rerun's last messages (they may trail what is drawn)
@@ -244,6 +257,7 @@ class Observer(threading.Thread):
         self.page_latencies: list[float] = []
         self.server_latencies: list[float] = []
         self.by_view: dict[str, list[float]] = {}
+        self.first_visits: dict[str, float] = {}
         self.error = None
 
     def run(self):
@@ -266,8 +280,9 @@ class Observer(threading.Thread):
                         raise TimeoutError("the observer's training did not end")
                     page.wait_for_timeout(300)
                 settle(page)
-                for label in VIEWS:
-                    switch(page, label, self.timeout)
+                for label in VIEWS:  # first visits, before the N sessions start: each view computes
+                    visible, clicked, _ = switch(page, label, self.timeout)
+                    self.first_visits[label] = clicked or visible
                     settle(page)
                 self.ready.set()
                 self.measure.wait()
@@ -415,6 +430,7 @@ def one(n: int, epochs: int, ttl: int, timeout: float, client_nice: int, shots: 
             "tab_switch_driver_median_s": _round(percentile(observer.latencies, 0.5)),
             "tab_switch_driver_p95_s": _round(percentile(observer.latencies, 0.95)),
             "tab_switch_median_by_view_s": {k: _round(percentile(v, 0.5)) for k, v in observer.by_view.items()},
+            "first_visit_by_view_s": {k: _round(v) for k, v in observer.first_visits.items()},
             "tab_switch_server_median_s": _round(percentile(observer.server_latencies, 0.5)),
             "tab_switch_server_p95_s": _round(percentile(observer.server_latencies, 0.95)),
             "rss_peak_mb": round(sampler.peak_server, 1),
