@@ -44,7 +44,7 @@ from vae_tfp.jobs import JobStatus
 from vae_tfp.runs import open_run
 from vae_tfp.settings import read_settings
 
-MEMO_SIZE = 48  # view results and the figures built from them
+MEMO_SIZE = 64  # view results and figures: all views kept drawn need up to ~40 entries, plus a few variants
 NO_RUN = "—"
 
 
