@@ -9,9 +9,9 @@ training under way (its views say so and nothing else), and another test image (
 the old image would show it for a moment. After a reset only the open view computes, as each view does on its first
 visit.
 
-One widget is shared by two views: the test image's number (?img=, `image_index`). A view drawn hidden gets its own
-copy of that widget (same label, same value; a widget key may appear once per page), replaced by the shared one
-when its tab opens.
+One widget is shared by several views (Reconstructions, What is p(x)?, Latent space): the test image's number (?img=,
+`image_index`). A view drawn hidden gets its own copy of that widget (same label, same value; a widget key may appear
+once per page), replaced by the shared one when its tab opens.
 """
 
 import contextvars

@@ -212,3 +212,16 @@ def test_a_run_written_by_an_older_main_loads_resumes_and_opens(tmp_path):
     assert run.metrics()["status"] == "completed" and run.metrics()["test"]["reconstruction"] < 0
     imported = import_bundle(export_bundle(run), tmp_path / "imported")
     assert load_model(imported).latent_dim == 2
+
+
+def test_history_stamp_changes_with_every_append_and_rewrite(tmp_path):
+    run = create_run(RunConfig(), tmp_path, "stamp")
+    assert run.history_stamp() == (0, 0)  # no history yet
+    run.append_history({"kind": "train", "step": 1, "elbo": -3.0})
+    one = run.history_stamp()
+    assert one[0] == (run.path / "history.jsonl").stat().st_size > 0
+    run.append_history({"kind": "train", "step": 2, "elbo": -2.0})
+    two = run.history_stamp()
+    assert two[0] > one[0]
+    run.truncate_history(1)  # a resume drops later records: the file shrinks, the stamp differs
+    assert run.history_stamp() != two and run.history_stamp()[0] == one[0]

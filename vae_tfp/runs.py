@@ -176,6 +176,15 @@ class Run:
                 records.append(migrate_terms(record))
         return records, offset + end
 
+    def history_stamp(self) -> tuple[int, int]:
+        """(size in bytes, modification time in ns) of history.jsonl, (0, 0) while there is none: what `history()`
+        returns depends only on it, so a reader can keep what it read under this stamp."""
+        try:
+            stat = (self.path / "history.jsonl").stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (stat.st_size, stat.st_mtime_ns)
+
     def truncate_history(self, step: int) -> None:
         """Keep only records up to `step` (used by resume: later records belong to lost work)."""
         kept = [r for r in self.history() if r.get("step", 0) <= step]

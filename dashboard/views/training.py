@@ -104,7 +104,7 @@ def render() -> None:
         return
     curves = state.explain("curves")
     # a run's history is read and drawn once per model and history file in this session (a view switch reuses both)
-    written = _written(act.run)
+    written = act.run.history_stamp() if act.run is not None else (0, 0)
     records = state.memo(act.token, "history", (written,), act.run.history) if act.run is not None else []
     if act.run is not None:
         for warning in state.memo(act.token, "run_warnings", (written,), lambda: state.explain(
@@ -142,15 +142,6 @@ def _live_curve(job_id: str) -> None:
     curves = state.explain("curves")
     _curve(_curve_figure(curves.history_curves(records), f"live, logged up to step {records[-1].get('step', 0)}"))
     _diagnostics(curves.diagnostics(records), live=True)
-
-
-def _written(run) -> tuple:
-    """(size, mtime) of the run's history file: what the history read from it depends on."""
-    try:
-        stat = (run.path / "history.jsonl").stat()
-    except (AttributeError, OSError):
-        return (0, 0)
-    return (stat.st_size, stat.st_mtime_ns)
 
 
 def _live_records(run_path: str) -> list:
