@@ -17,27 +17,28 @@ from html import escape
 from pathlib import Path
 
 from bench.quality import ANCHORS
+from vae_tfp.families.priors import get as prior_family
 
-PRIOR_LABELS = {"standard_normal": "Gaussian prior N(0, I)", "mixture": "mixture prior", "vamp": "VampPrior"}
+# axis -> (label, tick step, default end of the axis)
+AXES = {"minutes": ("training minutes", 10.0, 60.0),
+        "epochs": ("epochs trained (the cosine schedule's position)", 100.0, 800.0)}
+TITLE = "binarized Fashion-MNIST: test log p(x) (k = 5000, all 10 000 test images) against {x}"
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-WIDTH, HEIGHT = 760, 420
-LEFT, RIGHT, TOP, BOTTOM = 70, 230, 30, 55  # plot margins, px
+WIDTH, HEIGHT = 820, 420
+LEFT, RIGHT, TOP, BOTTOM = 70, 290, 30, 55  # plot margins, px
 
 
 def run_label(result: dict) -> str:
-    """'VampPrior (50 pseudo-inputs)', 'mixture prior (10 components)', 'Gaussian prior N(0, I)'."""
+    """The prior's words from the registry (up to a colon) and its size: 'VampPrior, 50 pseudo-inputs',
+    'mixture of Gaussians (learned), 10 components', 'standard normal N(0, I)'."""
     config = result["config"]
-    prior = config.get("prior", "standard_normal")
-    label = PRIOR_LABELS.get(prior, prior)
-    k = config.get("prior_components")
-    if prior == "vamp":
-        label += f" ({k} pseudo-inputs)"
-    elif prior == "mixture":
-        label += f" ({k} components)"
+    family = prior_family(config.get("prior", "standard_normal"))
+    label = family.words.split(":")[0]
+    if family.needs_encoder:
+        return f"{label}, {config.get('prior_components')} pseudo-inputs"
+    if family.mixture:
+        return f"{label}, {config.get('prior_components')} components"
     return label
-
-
-AXES = {"minutes": ("training minutes", 10.0), "epochs": ("epochs trained (the cosine schedule's position)", 100.0)}
 
 
 def curve_points(result: dict, axis: str = "minutes") -> list[tuple[float, float]]:
@@ -53,20 +54,16 @@ def _ticks(lo: float, hi: float, step: float) -> list[float]:
     return [first + i * step for i in range(int((hi - first) // step) + 1)]
 
 
-TITLE = "binarized Fashion-MNIST: test log p(x) (k = 5000, all 10 000 test images) against {x}"
-
-
 def quality_svg(results: list[dict], anchors=ANCHORS, axis: str = "minutes", x_max: float | None = None,
                 title: str = TITLE) -> str:
     """The SVG text: one polyline with markers per result against training minutes (or epochs), anchors as dashed
     lines, axes with ticks and a legend. The x axis runs from 0 to `x_max` (default: 60 minutes, 800 epochs) or
     the last point."""
     curves = [(run_label(r), curve_points(r, axis)) for r in results]
-    x_label, x_step = AXES[axis]
-    minutes = x_max or (60.0 if axis == "minutes" else 800.0)
+    x_label, x_step, x_end = AXES[axis]
     ys = [y for _, pts in curves for _, y in pts] + [a["log_px"] for a in anchors]
     y_lo, y_hi = min(ys) - 0.3, max(ys) + 0.3
-    x_hi = max([minutes] + [x for _, pts in curves for x, _ in pts])
+    x_hi = max([x_max or x_end] + [x for _, pts in curves for x, _ in pts])
     pw, ph = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def sx(x):
